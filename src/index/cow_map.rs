@@ -1,0 +1,98 @@
+//! A hash map in copy-on-write shards, so that cloning a store per batch
+//! does not copy maps with hundreds of thousands of keys.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::mem::size_of;
+use std::sync::Arc;
+
+const SHARD_BITS: u32 = 10;
+const SHARDS: usize = 1 << SHARD_BITS;
+
+/// A map of `K` to `V` split into 1,024 `Arc`ed shards: a clone costs
+/// 1,024 pointer copies and a write copies one shard (about 1/1,024 of the
+/// map) only when a snapshot still shares it.
+#[derive(Debug, Clone)]
+pub(crate) struct CowMap<K, V> {
+    shards: Vec<Arc<HashMap<K, V>>>,
+    len: usize,
+}
+
+impl<K, V> Default for CowMap<K, V> {
+    fn default() -> Self {
+        CowMap { shards: (0..SHARDS).map(|_| Arc::new(HashMap::new())).collect(), len: 0 }
+    }
+}
+
+/// The shard of a key. `DefaultHasher::new()` has fixed keys, so a key's
+/// shard is the same in every clone (the shards' own maps stay randomised).
+fn shard_of<Q: Hash + ?Sized>(key: &Q) -> usize {
+    let mut h = DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() >> (64 - SHARD_BITS)) as usize
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.shards[shard_of(key)].get(key)
+    }
+
+    pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let shard = &mut self.shards[shard_of(key)];
+        if !shard.contains_key(key) {
+            return None;
+        }
+        Arc::make_mut(shard).get_mut(key)
+    }
+
+    /// The value of `key`, inserting `make()` first when absent.
+    pub(crate) fn entry_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        let shard = Arc::make_mut(&mut self.shards[shard_of(&key)]);
+        if !shard.contains_key(&key) {
+            self.len += 1;
+        }
+        shard.entry(key).or_insert_with(make)
+    }
+
+    pub(crate) fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let shard = &mut self.shards[shard_of(key)];
+        if !shard.contains_key(key) {
+            return None;
+        }
+        let removed = Arc::make_mut(shard).remove(key);
+        self.len -= usize::from(removed.is_some());
+        removed
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
+        self.shards.iter().flat_map(|s| s.iter())
+    }
+
+    /// Heap bytes of the table slots and shard headers (not of what the
+    /// keys and values own themselves).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.shards.len() * (size_of::<Arc<()>>() + 16 + size_of::<HashMap<K, V>>())
+            + self
+                .shards
+                .iter()
+                .map(|s| s.capacity() * (size_of::<(K, V)>() + 1))
+                .sum::<usize>()
+    }
+}

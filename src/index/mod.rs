@@ -1,0 +1,281 @@
+//! The indexes: which rows hold a value. Values themselves live in the
+//! store's columns; every structure here is copy-on-write so that a store
+//! clone (one per batch of changes) is cheap.
+
+mod cow_map;
+mod sorted;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use roaring::RoaringBitmap;
+
+use crate::record::MemberStatus;
+
+pub(crate) use cow_map::CowMap;
+pub(crate) use sorted::{Pos, SortedSeq};
+
+/// Approximate heap bytes of a bitmap: its serialized size is within a few
+/// per cent of its in-memory containers, plus the struct and its `Arc`.
+pub(crate) fn bitmap_bytes(b: &RoaringBitmap) -> usize {
+    b.serialized_size() + 48
+}
+
+/// A roaring bitmap of rows per value code (a dictionary code, or an enum's
+/// discriminant). Each bitmap is `Arc`ed on its own, so a write copies just
+/// the bitmap it touches.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BitmapIndex {
+    by_code: Vec<Arc<RoaringBitmap>>,
+}
+
+impl BitmapIndex {
+    pub(crate) fn insert(&mut self, code: u32, row: u32) {
+        let i = code as usize;
+        if i >= self.by_code.len() {
+            self.by_code.resize_with(i + 1, Default::default);
+        }
+        Arc::make_mut(&mut self.by_code[i]).insert(row);
+    }
+
+    pub(crate) fn remove(&mut self, code: u32, row: u32) {
+        if let Some(b) = self.by_code.get_mut(code as usize) {
+            if b.contains(row) {
+                Arc::make_mut(b).remove(row);
+            }
+        }
+    }
+
+    /// The rows holding `code`; `None` when there are none.
+    pub(crate) fn get(&self, code: u32) -> Option<&RoaringBitmap> {
+        self.by_code.get(code as usize).map(|b| &**b).filter(|b| !b.is_empty())
+    }
+
+    /// Every code with at least one row.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &RoaringBitmap)> + '_ {
+        self.by_code.iter().enumerate().filter(|(_, b)| !b.is_empty()).map(|(c, b)| (c as u32, &**b))
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.by_code.capacity() * 8 + self.by_code.iter().map(|b| bitmap_bytes(b)).sum::<usize>()
+    }
+}
+
+/// The distinct byte trigrams of `text`.
+fn trigrams(text: &[u8]) -> Vec<u32> {
+    let mut grams: Vec<u32> = text
+        .windows(3)
+        .map(|w| u32::from(w[0]) << 16 | u32::from(w[1]) << 8 | u32::from(w[2]))
+        .collect();
+    grams.sort_unstable();
+    grams.dedup();
+    grams
+}
+
+/// Substring search over the distinct values of a dictionary-encoded text
+/// column: a bitmap of value codes per byte trigram. Indexing values rather
+/// than rows keeps it small (names repeat), and the rows of a value are a
+/// range of the column's ordered index.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TrigramIndex {
+    grams: CowMap<u32, RoaringBitmap>,
+}
+
+impl TrigramIndex {
+    pub(crate) fn insert(&mut self, code: u32, text: &str) {
+        for g in trigrams(text.as_bytes()) {
+            self.grams.entry_or_insert_with(g, RoaringBitmap::new).insert(code);
+        }
+    }
+
+    pub(crate) fn remove(&mut self, code: u32, text: &str) {
+        for g in trigrams(text.as_bytes()) {
+            if let Some(codes) = self.grams.get_mut(&g) {
+                codes.remove(code);
+                if codes.is_empty() {
+                    self.grams.remove(&g);
+                }
+            }
+        }
+    }
+
+    /// The codes whose value holds every trigram of `pattern` (a superset
+    /// of those containing it, to be verified), or `None` when the pattern
+    /// is shorter than three bytes and the index cannot narrow.
+    pub(crate) fn candidates(&self, pattern: &str) -> Option<RoaringBitmap> {
+        let grams = trigrams(pattern.as_bytes());
+        if grams.is_empty() {
+            return None;
+        }
+        let mut sets = Vec::with_capacity(grams.len());
+        for g in grams {
+            match self.grams.get(&g) {
+                Some(codes) => sets.push(codes),
+                None => return Some(RoaringBitmap::new()),
+            }
+        }
+        // Smallest first: the intersection can only shrink, and stops early.
+        sets.sort_by_key(|s| s.len());
+        let mut acc = sets[0].clone();
+        for s in &sets[1..] {
+            if acc.is_empty() {
+                break;
+            }
+            acc &= *s;
+        }
+        Some(acc)
+    }
+
+    /// Every `(trigram, codes)`, for `internal_validate`.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &RoaringBitmap)> + '_ {
+        self.grams.iter().map(|(g, b)| (*g, b))
+    }
+
+    pub(crate) fn expected(text: &str) -> Vec<u32> {
+        trigrams(text.as_bytes())
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.grams.heap_bytes() + self.grams.iter().map(|(_, b)| bitmap_bytes(b)).sum::<usize>()
+    }
+}
+
+/// Rows by IP address. IPv4 and IPv6 are kept apart (an IPv4 address and
+/// its IPv4-mapped IPv6 form are different addresses here), each as sorted
+/// `(address, row)` pairs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IpIndex {
+    v4: SortedSeq<(u32, u32)>,
+    v6: SortedSeq<([u8; 16], u32)>,
+}
+
+impl IpIndex {
+    pub(crate) fn insert(&mut self, ip: IpAddr, row: u32) {
+        match ip {
+            IpAddr::V4(a) => self.v4.insert_by((a.to_bits(), row), Ord::cmp),
+            IpAddr::V6(a) => self.v6.insert_by((a.octets(), row), Ord::cmp),
+        }
+    }
+
+    pub(crate) fn remove(&mut self, ip: IpAddr, row: u32) {
+        match ip {
+            IpAddr::V4(a) => {
+                self.v4.remove_by(|e| e.cmp(&(a.to_bits(), row)));
+            }
+            IpAddr::V6(a) => {
+                self.v6.remove_by(|e| e.cmp(&(a.octets(), row)));
+            }
+        }
+    }
+
+    /// The rows holding `ip`.
+    pub(crate) fn rows(&self, ip: IpAddr) -> RoaringBitmap {
+        fn collect<K: Ord + Copy>(seq: &SortedSeq<(K, u32)>, key: K) -> RoaringBitmap {
+            let start = seq.lower_bound(|e| e.0.cmp(&key));
+            seq.iter_from(start).take_while(|e| e.0 == key).map(|e| e.1).collect()
+        }
+        match ip {
+            IpAddr::V4(a) => collect(&self.v4, a.to_bits()),
+            IpAddr::V6(a) => collect(&self.v6, a.octets()),
+        }
+    }
+
+    /// Every `(address, row)` pair, for `internal_validate`.
+    pub(crate) fn pairs(&self) -> Vec<(IpAddr, u32)> {
+        let v4 = self.v4.iter().map(|&(a, r)| (IpAddr::from(std::net::Ipv4Addr::from_bits(a)), r));
+        let v6 = self.v6.iter().map(|&(a, r)| (IpAddr::from(a), r));
+        v4.chain(v6).collect()
+    }
+
+    pub(crate) fn check(&self) -> Result<(), String> {
+        self.v4.check(Ord::cmp)?;
+        self.v6.check(Ord::cmp)
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.v4.heap_bytes() + self.v6.heap_bytes()
+    }
+}
+
+/// The sharing indexes: rows shared to each destination project, split by
+/// member status, and rows by number of members (so that counting sharing
+/// entries, not backups, is a sum of bitmap cardinalities).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SharingIndex {
+    /// Destination project code -> rows shared to it.
+    pub(crate) to: BitmapIndex,
+    /// Per member status (its discriminant): destination code -> rows.
+    pub(crate) to_status: [BitmapIndex; 3],
+    /// `at_least[k]`: rows with more than `k` members.
+    pub(crate) at_least: Vec<Arc<RoaringBitmap>>,
+}
+
+impl SharingIndex {
+    pub(crate) fn insert(&mut self, row: u32, members: &[(u32, MemberStatus)]) {
+        for &(dest, status) in members {
+            self.to.insert(dest, row);
+            self.to_status[status as usize].insert(dest, row);
+        }
+        if self.at_least.len() < members.len() {
+            self.at_least.resize_with(members.len(), Default::default);
+        }
+        for b in &mut self.at_least[..members.len()] {
+            Arc::make_mut(b).insert(row);
+        }
+    }
+
+    pub(crate) fn remove(&mut self, row: u32, members: &[(u32, MemberStatus)]) {
+        for &(dest, status) in members {
+            self.to.remove(dest, row);
+            self.to_status[status as usize].remove(dest, row);
+        }
+        for b in &mut self.at_least[..members.len()] {
+            Arc::make_mut(b).remove(row);
+        }
+        while self.at_least.last().is_some_and(|b| b.is_empty()) {
+            self.at_least.pop();
+        }
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.to.heap_bytes()
+            + self.to_status.iter().map(BitmapIndex::heap_bytes).sum::<usize>()
+            + self.at_least.iter().map(|b| bitmap_bytes(b)).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trigram_candidates_narrow_and_verify_nothing() {
+        let mut t = TrigramIndex::default();
+        t.insert(0, "autobk_b629");
+        t.insert(1, "manualbk_47222");
+        t.insert(2, "bk");
+        let hits = |p: &str| t.candidates(p).map(|b| b.iter().collect::<Vec<_>>());
+        assert_eq!(hits("bk_"), Some(vec![0, 1]));
+        assert_eq!(hits("autobk"), Some(vec![0]));
+        assert_eq!(hits("zzz"), Some(vec![]));
+        assert_eq!(hits("bk"), None);
+        t.remove(0, "autobk_b629");
+        assert_eq!(hits("bk_"), Some(vec![1]));
+        assert_eq!(hits("aut"), Some(vec![]));
+    }
+
+    #[test]
+    fn ip_index_keeps_families_apart() {
+        let mut ips = IpIndex::default();
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        ips.insert(v4, 3);
+        ips.insert(v4, 1);
+        ips.insert(mapped, 2);
+        assert_eq!(ips.rows(v4).iter().collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(ips.rows(mapped).iter().collect::<Vec<_>>(), vec![2]);
+        ips.remove(v4, 1);
+        assert_eq!(ips.rows(v4).len(), 1);
+        assert!(ips.check().is_ok());
+    }
+}

@@ -1,0 +1,54 @@
+//! backdex: an embeddable, in-process query engine for cloud backup records.
+//!
+//! Cloud backup services (Huawei Cloud CSBS and CBR, and their OpenStack
+//! ancestors Karbor and Cinder) answer four read APIs over their backup
+//! records: list backups, count backups, list backups with sharing and
+//! enterprise projects, and count backup sharings. backdex answers them from
+//! memory, from a columnar [`Store`] with roaring bitmap and ordered indexes.
+//! The library does no I/O.
+//!
+//! This release holds the foundation: the strictly validated [`Record`]
+//! model, the [`Store`] with its indexes and atomic batch changes, the
+//! thread-safe [`Engine`] with snapshots, and the naive [`oracle`].
+//!
+//! ```
+//! use backdex::{records_from_json, Engine};
+//!
+//! let batch = serde_json::json!([{
+//!     "id": "b1", "checkpoint_id": "c1", "project_id": "p1", "name": "autobk_b629",
+//!     "status": "available", "resource_id": "vm1", "resource_type": "OS::Nova::Server",
+//!     "created_at": "2020-02-21T07:00:54.065135+08:00", "updated_at": "2020-02-21T07:07:25",
+//!     "members": [{"dest_project_id": "p2", "status": "accept"}]
+//! }]);
+//! let engine = Engine::new();
+//! engine.upsert(&records_from_json(&batch)?)?;
+//!
+//! let snapshot = engine.snapshot();
+//! let record = snapshot.get("b1").expect("just inserted");
+//! assert_eq!(record.created_at.to_string(), "2020-02-20T23:00:54.065135");
+//!
+//! // A bad batch names the record, the field and the reason, and changes nothing.
+//! let bad = serde_json::json!([{"id": "b2"}, {"id": "b3", "status": "lost"}]);
+//! let err = records_from_json(&bad).unwrap_err();
+//! assert_eq!(err.to_string(), "record 0: field `checkpoint_id`: missing required field");
+//! assert_eq!(engine.snapshot().len(), 1);
+//! # Ok::<(), backdex::ChangeError>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod batch;
+mod engine;
+mod error;
+mod index;
+pub mod oracle;
+mod record;
+mod store;
+mod timestamp;
+
+pub use batch::{ids_from_json, records_from_json};
+pub use engine::Engine;
+pub use error::ChangeError;
+pub use record::{ImageType, Member, MemberStatus, Record, RecordError, Status, MAX_ID_BYTES};
+pub use store::{MemoryUsage, Store, MAX_RECORDS};
+pub use timestamp::{Timestamp, TimestampError};

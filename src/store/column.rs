@@ -1,0 +1,225 @@
+//! Columns: per-row values in copy-on-write chunks.
+//!
+//! A store is cloned for every batch of changes (that is how readers keep
+//! their snapshot while a writer goes on, see `engine`), so every column is
+//! a vector of `Arc`ed chunks: a clone copies only the chunk pointers, and a
+//! write copies only the chunk it touches, and only when a snapshot still
+//! shares it.
+
+use std::mem::size_of;
+use std::sync::Arc;
+
+/// Rows per chunk. A power of two so that a row's chunk is a shift away.
+const CHUNK_BITS: usize = 10;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+/// A vector of fixed-size values in copy-on-write chunks.
+#[derive(Debug, Clone)]
+pub(crate) struct Chunked<T> {
+    chunks: Vec<Arc<Vec<T>>>,
+    len: usize,
+}
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked { chunks: Vec::new(), len: 0 }
+    }
+}
+
+impl<T: Clone> Chunked<T> {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The value at `i`; `i` must be below `len()`.
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> &T {
+        &self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
+    }
+
+    pub(crate) fn set(&mut self, i: usize, value: T) {
+        Arc::make_mut(&mut self.chunks[i >> CHUNK_BITS])[i & (CHUNK - 1)] = value;
+    }
+
+    pub(crate) fn push(&mut self, value: T) {
+        if self.len & (CHUNK - 1) == 0 {
+            self.chunks.push(Arc::new(Vec::with_capacity(CHUNK)));
+        }
+        if let Some(last) = self.chunks.last_mut() {
+            Arc::make_mut(last).push(value);
+        }
+        self.len += 1;
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.chunks.iter().flat_map(|c| c.iter())
+    }
+
+    /// Heap bytes held, counting shared chunks in full.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.chunks.capacity() * size_of::<Arc<Vec<T>>>()
+            + self.chunks.iter().map(|c| 32 + c.capacity() * size_of::<T>()).sum::<usize>()
+    }
+}
+
+/// The longest text a string field or an opaque object (as serialized
+/// JSON) may have, so that a chunk's byte offsets fit in `u32`.
+pub(crate) const MAX_TEXT_BYTES: usize = (1 << 22) - 1;
+
+/// Marks a null in a span's length.
+const NULL_LEN: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Default)]
+struct StrChunk {
+    bytes: String,
+    /// `(start, len)` into `bytes`, or `len == NULL_LEN` for null.
+    spans: Vec<(u32, u32)>,
+    /// Bytes in `bytes` that no span refers to any more.
+    garbage: usize,
+}
+
+impl StrChunk {
+    fn get(&self, j: usize) -> Option<&str> {
+        let (start, len) = self.spans[j];
+        if len == NULL_LEN {
+            return None;
+        }
+        let start = start as usize;
+        self.bytes.get(start..start + len as usize)
+    }
+
+    fn append(&mut self, value: Option<&str>) -> (u32, u32) {
+        match value {
+            None => (0, NULL_LEN),
+            Some(s) => {
+                // Bounded by MAX_TEXT_BYTES * CHUNK < u32::MAX after compaction.
+                let start = self.bytes.len() as u32;
+                self.bytes.push_str(s);
+                (start, s.len() as u32)
+            }
+        }
+    }
+
+    fn compact(&mut self) {
+        let old = std::mem::take(&mut self.bytes);
+        let live: usize =
+            self.spans.iter().filter(|s| s.1 != NULL_LEN).map(|s| s.1 as usize).sum();
+        self.bytes.reserve_exact(live);
+        for span in &mut self.spans {
+            if span.1 != NULL_LEN {
+                let start = span.0 as usize;
+                let text = old.get(start..start + span.1 as usize).unwrap_or_default();
+                span.0 = self.bytes.len() as u32;
+                self.bytes.push_str(text);
+            }
+        }
+        self.garbage = 0;
+    }
+}
+
+/// A column of nullable strings: each chunk keeps its rows' text in one
+/// buffer, so a row costs 8 bytes plus its text, not an allocation.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StrColumn {
+    chunks: Vec<Arc<StrChunk>>,
+    len: usize,
+}
+
+impl StrColumn {
+    /// The text at `row`, `None` for null.
+    #[inline]
+    pub(crate) fn get(&self, row: usize) -> Option<&str> {
+        self.chunks[row >> CHUNK_BITS].get(row & (CHUNK - 1))
+    }
+
+    /// The text at `row`, with null read as the empty string.
+    #[inline]
+    pub(crate) fn str(&self, row: usize) -> &str {
+        self.get(row).unwrap_or("")
+    }
+
+    pub(crate) fn push(&mut self, value: Option<&str>) {
+        if self.len & (CHUNK - 1) == 0 {
+            self.chunks.push(Arc::new(StrChunk::default()));
+        }
+        if let Some(last) = self.chunks.last_mut() {
+            let chunk = Arc::make_mut(last);
+            let span = chunk.append(value);
+            chunk.spans.push(span);
+        }
+        self.len += 1;
+    }
+
+    pub(crate) fn set(&mut self, row: usize, value: Option<&str>) {
+        let chunk = Arc::make_mut(&mut self.chunks[row >> CHUNK_BITS]);
+        let j = row & (CHUNK - 1);
+        let old = chunk.spans[j];
+        if old.1 != NULL_LEN {
+            chunk.garbage += old.1 as usize;
+        }
+        chunk.spans[j] = (0, NULL_LEN);
+        let incoming = value.map_or(0, str::len);
+        if chunk.garbage > 4096 && chunk.garbage * 2 > chunk.bytes.len()
+            || chunk.bytes.len() + incoming > u32::MAX as usize
+        {
+            chunk.compact();
+        }
+        chunk.spans[j] = chunk.append(value);
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.chunks.capacity() * size_of::<Arc<StrChunk>>()
+            + self
+                .chunks
+                .iter()
+                .map(|c| 16 + size_of::<StrChunk>() + c.bytes.capacity() + c.spans.capacity() * 8)
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_clone_is_copy_on_write() {
+        let mut a = Chunked::default();
+        for i in 0..3000u32 {
+            a.push(i);
+        }
+        let b = a.clone();
+        a.set(2500, 7);
+        assert_eq!((*a.get(2500), *b.get(2500)), (7, 2500));
+        assert_eq!(a.len(), 3000);
+        assert_eq!(a.iter().copied().max(), Some(2999));
+    }
+
+    #[test]
+    fn str_column_overwrites_compact_and_keep_nulls() {
+        let mut c = StrColumn::default();
+        for i in 0..2000 {
+            c.push(if i % 7 == 0 { None } else { Some("seed") });
+        }
+        let snapshot = c.clone();
+        for round in 0..50 {
+            for row in (0..2000).step_by(3) {
+                let text = format!("row{row}-round{round}-{}", "x".repeat(row % 50));
+                c.set(row, Some(&text));
+            }
+        }
+        for row in 0..2000 {
+            if row % 3 == 0 {
+                assert_eq!(c.get(row), Some(format!("row{row}-round49-{}", "x".repeat(row % 50)).as_str()));
+            } else {
+                assert_eq!(c.get(row), if row % 7 == 0 { None } else { Some("seed") });
+            }
+            assert_eq!(snapshot.get(row), if row % 7 == 0 { None } else { Some("seed") });
+        }
+        c.set(1, None);
+        assert_eq!((c.get(1), c.str(1)), (None, ""));
+        c.set(1, Some(""));
+        assert_eq!(c.get(1), Some(""));
+        // Compaction keeps the buffer near the live text, not the history.
+        assert!(c.heap_bytes() < 200_000, "{}", c.heap_bytes());
+    }
+}

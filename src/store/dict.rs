@@ -1,0 +1,200 @@
+//! Dictionary encoding: each distinct string of a column gets a `u32` code.
+
+use std::sync::Arc;
+
+use super::column::Chunked;
+use crate::index::CowMap;
+
+/// The code of a null value. Never handed out for a string.
+pub(crate) const NULL_CODE: u32 = u32::MAX;
+
+/// Distinct strings of one column and their codes, reference-counted by the
+/// rows that hold them: a code whose last row goes away is freed and reused,
+/// so a deleted value leaves no trace.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Dict {
+    codes: CowMap<Arc<str>, u32>,
+    values: Chunked<Option<Arc<str>>>,
+    refs: Chunked<u32>,
+    free: Vec<u32>,
+}
+
+/// What `Dict::acquire` did.
+pub(crate) struct Acquired {
+    pub(crate) code: u32,
+    /// The value was not in the dictionary before.
+    pub(crate) is_new: bool,
+}
+
+impl Dict {
+    /// The code of `value`, if some row holds it.
+    pub(crate) fn code(&self, value: &str) -> Option<u32> {
+        self.codes.get(value).copied()
+    }
+
+    /// The string of a live `code`; `""` for a freed or null code.
+    pub(crate) fn value(&self, code: u32) -> &str {
+        self.value_opt(code).unwrap_or("")
+    }
+
+    pub(crate) fn value_opt(&self, code: u32) -> Option<&str> {
+        if (code as usize) < self.values.len() {
+            self.values.get(code as usize).as_deref()
+        } else {
+            None
+        }
+    }
+
+    /// One past the highest code ever handed out.
+    pub(crate) fn code_bound(&self) -> usize {
+        self.values.len()
+    }
+
+    /// The number of distinct live values.
+    pub(crate) fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    /// References held on `code`.
+    pub(crate) fn refs(&self, code: u32) -> u32 {
+        if (code as usize) < self.refs.len() {
+            *self.refs.get(code as usize)
+        } else {
+            0
+        }
+    }
+
+    /// Every live `(code, value)`.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &str)> + '_ {
+        self.values.iter().enumerate().filter_map(|(c, v)| v.as_deref().map(|v| (c as u32, v)))
+    }
+
+    /// Takes a reference on `value`, giving it a code if it has none.
+    pub(crate) fn acquire(&mut self, value: &str) -> Acquired {
+        if let Some(&code) = self.codes.get(value) {
+            let r = *self.refs.get(code as usize);
+            self.refs.set(code as usize, r + 1);
+            return Acquired { code, is_new: false };
+        }
+        let text: Arc<str> = Arc::from(value);
+        let code = match self.free.pop() {
+            Some(code) => {
+                self.values.set(code as usize, Some(text.clone()));
+                self.refs.set(code as usize, 1);
+                code
+            }
+            None => {
+                let code = self.values.len() as u32;
+                self.values.push(Some(text.clone()));
+                self.refs.push(1);
+                code
+            }
+        };
+        *self.codes.entry_or_insert_with(text, || code) = code;
+        Acquired { code, is_new: true }
+    }
+
+    /// Drops a reference on `code`; returns the value when that was the
+    /// last one and the code is now free.
+    pub(crate) fn release(&mut self, code: u32) -> Option<Arc<str>> {
+        if code == NULL_CODE {
+            return None;
+        }
+        let i = code as usize;
+        let r = *self.refs.get(i);
+        if r > 1 {
+            self.refs.set(i, r - 1);
+            return None;
+        }
+        self.refs.set(i, 0);
+        let value = self.values.get(i).clone();
+        self.values.set(i, None);
+        if let Some(v) = &value {
+            self.codes.remove(&**v);
+        }
+        self.free.push(code);
+        value
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.codes.heap_bytes()
+            + self.values.heap_bytes()
+            + self.refs.heap_bytes()
+            + self.free.capacity() * 4
+            + self.iter().map(|(_, v)| 16 + v.len()).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_refcounted_and_reused() {
+        let mut d = Dict::default();
+        let a = d.acquire("a");
+        assert!(a.is_new);
+        let a2 = d.acquire("a");
+        assert!(!a2.is_new && a2.code == a.code);
+        let b = d.acquire("b").code;
+        assert_eq!(d.release(a.code), None);
+        assert_eq!(d.release(a.code).as_deref(), Some("a"));
+        assert_eq!((d.code("a"), d.len()), (None, 1));
+        let c = d.acquire("c");
+        assert_eq!(c.code, a.code, "freed codes are reused");
+        assert_eq!((d.value(c.code), d.value(b)), ("c", "b"));
+        assert_eq!(d.iter().count(), 2);
+        assert_eq!(d.release(NULL_CODE), None);
+    }
+}
+
+/// A dictionary-encoded column: one code per row, null as [`NULL_CODE`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DictColumn {
+    pub(crate) dict: Dict,
+    codes: Chunked<u32>,
+}
+
+impl DictColumn {
+    pub(crate) fn push_null(&mut self) {
+        self.codes.push(NULL_CODE);
+    }
+
+    #[inline]
+    pub(crate) fn code(&self, row: usize) -> u32 {
+        *self.codes.get(row)
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, row: usize) -> Option<&str> {
+        self.dict.value_opt(self.code(row))
+    }
+
+    #[inline]
+    pub(crate) fn str(&self, row: usize) -> &str {
+        self.get(row).unwrap_or("")
+    }
+
+    /// Sets a row that holds null to `value`.
+    pub(crate) fn assign(&mut self, row: usize, value: Option<&str>) -> Option<Acquired> {
+        let acquired = value.map(|v| self.dict.acquire(v));
+        self.codes.set(row, acquired.as_ref().map_or(NULL_CODE, |a| a.code));
+        acquired
+    }
+
+    /// Sets a row to null, returning its value's code and text when the row
+    /// held the value's last reference.
+    pub(crate) fn clear(&mut self, row: usize) -> Option<(u32, Arc<str>)> {
+        let code = self.code(row);
+        self.codes.set(row, NULL_CODE);
+        self.dict.release(code).map(|v| (code, v))
+    }
+
+    pub(crate) fn codes(&self) -> impl Iterator<Item = u32> + '_ {
+        self.codes.iter().copied()
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.dict.heap_bytes() + self.codes.heap_bytes()
+    }
+}

@@ -1,0 +1,225 @@
+//! Timestamps: the strict grammar of SEMANTICS §1/§9, kept as UTC microseconds.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A point in time in UTC, kept to the microsecond.
+///
+/// Parsed from `YYYY-MM-DDTHH:MM:SS`, optionally followed by a fraction of
+/// 1 to 9 digits and optionally by `Z` or `±HH:MM` (no zone means UTC); digits
+/// past the microsecond are truncated. Always written back as
+/// `YYYY-MM-DDTHH:MM:SS.ffffff` in UTC. The year after conversion to UTC must
+/// lie in 0001..=9999.
+///
+/// ```
+/// use backdex::Timestamp;
+/// let t = Timestamp::parse("2020-02-21T07:00:54.0651359+08:00").unwrap();
+/// assert_eq!(t.to_string(), "2020-02-20T23:00:54.065135");
+/// assert!(Timestamp::parse("2020-02-21 07:00:54").is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+/// Why a timestamp did not parse; the text says what the grammar expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimestampError(pub(crate) &'static str);
+
+impl fmt::Display for TimestampError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for TimestampError {}
+
+const GRAMMAR: &str = "expected YYYY-MM-DDTHH:MM:SS[.fraction][Z|±HH:MM]";
+
+impl Timestamp {
+    /// The smallest timestamp: 0001-01-01T00:00:00.000000.
+    pub const MIN: Timestamp = Timestamp(-62_135_596_800_000_000);
+    /// The largest timestamp: 9999-12-31T23:59:59.999999.
+    pub const MAX: Timestamp = Timestamp(253_402_300_799_999_999);
+
+    /// Parses the strict grammar described on the type.
+    ///
+    /// # Errors
+    ///
+    /// A [`TimestampError`] saying which part of the text is off: the shape,
+    /// the fraction, the zone offset, a field out of range, a date that does
+    /// not exist, or a year outside 0001..=9999 after conversion to UTC.
+    pub fn parse(text: &str) -> Result<Timestamp, TimestampError> {
+        let b = text.as_bytes();
+        if b.len() < 19 {
+            return Err(TimestampError(GRAMMAR));
+        }
+        let shape_ok = b[4] == b'-'
+            && b[7] == b'-'
+            && b[10] == b'T'
+            && b[13] == b':'
+            && b[16] == b':'
+            && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+                .iter()
+                .all(|&i| b[i].is_ascii_digit());
+        if !shape_ok {
+            return Err(TimestampError(GRAMMAR));
+        }
+        let year = digits(&b[0..4]) as i32;
+        let (month, day) = (digits(&b[5..7]), digits(&b[8..10]));
+        let (hour, minute, second) = (digits(&b[11..13]), digits(&b[14..16]), digits(&b[17..19]));
+        let mut rest = &b[19..];
+
+        let mut micros = 0u32;
+        if let Some((&b'.', tail)) = rest.split_first() {
+            let n = tail.iter().take_while(|c| c.is_ascii_digit()).count();
+            if n == 0 || n > 9 {
+                return Err(TimestampError("the fraction of a second must have 1 to 9 digits"));
+            }
+            // Keep six digits, truncating the rest, padding short fractions.
+            for i in 0..6 {
+                micros = micros * 10 + tail.get(i).filter(|_| i < n).map_or(0, |c| u32::from(c - b'0'));
+            }
+            rest = &tail[n..];
+        }
+
+        let offset_minutes: i64 = match rest {
+            [] | [b'Z'] => 0,
+            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2]
+                if [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()) =>
+            {
+                let (oh, om) = (digits(&[*h1, *h2]), digits(&[*m1, *m2]));
+                if oh > 23 || om > 59 {
+                    return Err(TimestampError("the zone offset must be within ±23:59"));
+                }
+                let m = i64::from(oh * 60 + om);
+                if *sign == b'-' {
+                    -m
+                } else {
+                    m
+                }
+            }
+            _ => return Err(TimestampError(GRAMMAR)),
+        };
+
+        if hour > 23 || minute > 59 || second > 59 {
+            return Err(TimestampError("hour, minute or second out of range"));
+        }
+        let date = NaiveDate::from_ymd_opt(year, month, day)
+            .ok_or(TimestampError("no such calendar date"))?;
+        let time = NaiveTime::from_hms_micro_opt(hour, minute, second, micros)
+            .ok_or(TimestampError("hour, minute or second out of range"))?;
+        let local = NaiveDateTime::new(date, time).and_utc().timestamp_micros();
+        let utc = local - offset_minutes * 60_000_000;
+        if !(Self::MIN.0..=Self::MAX.0).contains(&utc) {
+            return Err(TimestampError("the year must be within 0001..=9999 in UTC"));
+        }
+        Ok(Timestamp(utc))
+    }
+
+    /// Microseconds since 1970-01-01T00:00:00 UTC.
+    pub fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    /// The timestamp `micros` microseconds after the epoch, if it lies in
+    /// 0001..=9999.
+    pub fn from_micros(micros: i64) -> Option<Timestamp> {
+        (Self::MIN.0..=Self::MAX.0).contains(&micros).then_some(Timestamp(micros))
+    }
+}
+
+fn digits(b: &[u8]) -> u32 {
+    b.iter().fold(0, |acc, c| acc * 10 + u32::from(c - b'0'))
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // In range by construction, so the conversion cannot fail.
+        match DateTime::from_timestamp_micros(self.0) {
+            Some(dt) => write!(f, "{}", dt.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f")),
+            None => write!(f, "<invalid timestamp {}>", self.0),
+        }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Timestamp::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> String {
+        Timestamp::parse(s).unwrap_or_else(|e| panic!("{s}: {e}")).to_string()
+    }
+
+    #[test]
+    fn accepts_the_grammar() {
+        assert_eq!(ok("2017-04-15T04:25:38"), "2017-04-15T04:25:38.000000");
+        assert_eq!(ok("2017-04-15T04:25:38Z"), "2017-04-15T04:25:38.000000");
+        assert_eq!(ok("2017-04-15T04:25:38.1"), "2017-04-15T04:25:38.100000");
+        assert_eq!(ok("2017-04-15T04:25:38.123456789"), "2017-04-15T04:25:38.123456");
+        assert_eq!(ok("2017-04-15T04:25:38.999999999Z"), "2017-04-15T04:25:38.999999");
+        assert_eq!(ok("2017-04-15T00:25:38+01:30"), "2017-04-14T22:55:38.000000");
+        assert_eq!(ok("2017-12-31T23:00:00-02:00"), "2018-01-01T01:00:00.000000");
+        assert_eq!(ok("2016-02-29T00:00:00"), "2016-02-29T00:00:00.000000");
+        assert_eq!(ok("0001-01-01T00:00:00"), "0001-01-01T00:00:00.000000");
+        assert_eq!(ok("9999-12-31T23:59:59.999999"), "9999-12-31T23:59:59.999999");
+        assert_eq!(ok("0000-12-31T23:30:00-01:00"), "0001-01-01T00:30:00.000000");
+        assert_eq!(ok("1969-12-31T23:59:59.5"), "1969-12-31T23:59:59.500000");
+    }
+
+    #[test]
+    fn rejects_what_lenient_parsers_accept() {
+        for bad in [
+            "",
+            "2017-04-15",
+            "2017-04-15t04:25:38",
+            "2017-04-15 04:25:38",
+            "2017-04-15T04:25:38z",
+            "2017-04-15T04:25:38.",
+            "2017-04-15T04:25:38.1234567890",
+            "2017-04-15T04:25:38+0100",
+            "2017-04-15T04:25:38+01",
+            "2017-04-15T04:25:38+24:00",
+            "2017-04-15T04:25:38+01:60",
+            "2017-04-15T04:25:60",
+            "2017-04-15T24:00:00",
+            "2017-04-15T04:60:00",
+            "2017-02-29T00:00:00",
+            "2017-13-01T00:00:00",
+            "2017-00-01T00:00:00",
+            "2017-04-00T00:00:00",
+            "0000-01-01T00:00:00",
+            "9999-12-31T23:59:59-00:01",
+            "+2017-04-15T04:25:38",
+            "2017-04-15T04:25:38Z ",
+            " 2017-04-15T04:25:38",
+            "２０17-04-15T04:25:38",
+            "2017-04-15T04:25:38ZZ",
+            "2017-04-15T04:25:38.12Z+01:00",
+        ] {
+            assert!(Timestamp::parse(bad).is_err(), "{bad:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn orders_in_time() {
+        let a = Timestamp::parse("2020-01-01T00:00:00+01:00").unwrap();
+        let b = Timestamp::parse("2019-12-31T23:30:00").unwrap();
+        assert!(a < b);
+        assert_eq!(Timestamp::from_micros(a.as_micros()), Some(a));
+        assert_eq!(Timestamp::from_micros(Timestamp::MAX.as_micros() + 1), None);
+    }
+}
