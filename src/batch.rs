@@ -25,7 +25,9 @@ use crate::store::MAX_TEXT_BYTES;
 /// ```
 pub fn records_from_json(batch: &Value) -> Result<Vec<Record>, ChangeError> {
     let Value::Array(items) = batch else {
-        return Err(ChangeError::MalformedBatch { reason: "expected an array of records".into() });
+        return Err(ChangeError::MalformedBatch {
+            reason: "expected an array of records".into(),
+        });
     };
     items
         .iter()
@@ -67,11 +69,16 @@ pub(crate) fn check_upsert(records: &[Record]) -> Result<Vec<[String; 4]>, Chang
             field: field.to_owned(),
             reason,
         };
-        record.validate().map_err(|e| ChangeError::record(index, e))?;
+        record
+            .validate()
+            .map_err(|e| ChangeError::record(index, e))?;
         if let Some(first) = seen.insert(&record.id, index) {
             return Err(fail(
                 "id",
-                format!("duplicate id {:?} (also record {first} of this batch)", record.id),
+                format!(
+                    "duplicate id {:?} (also record {first} of this batch)",
+                    record.id
+                ),
             ));
         }
         let payload = [
@@ -122,9 +129,16 @@ pub(crate) fn check_delete<S: AsRef<str>, T>(
     for (index, id) in ids.iter().enumerate() {
         let id = id.as_ref();
         if let Some(first) = seen.insert(id, index) {
-            return Err(ChangeError::DuplicateId { index, first, id: id.to_owned() });
+            return Err(ChangeError::DuplicateId {
+                index,
+                first,
+                id: id.to_owned(),
+            });
         }
-        found.push(lookup(id).ok_or_else(|| ChangeError::UnknownId { index, id: id.to_owned() })?);
+        found.push(lookup(id).ok_or_else(|| ChangeError::UnknownId {
+            index,
+            id: id.to_owned(),
+        })?);
     }
     Ok(found)
 }

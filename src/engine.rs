@@ -53,7 +53,10 @@ impl Engine {
 
     /// An engine over `store`.
     pub fn from_store(store: Store) -> Engine {
-        Engine { current: RwLock::new(Arc::new(store)), writer: Mutex::new(()) }
+        Engine {
+            current: RwLock::new(Arc::new(store)),
+            writer: Mutex::new(()),
+        }
     }
 
     /// The current version of the store; it never changes, whatever writers
@@ -61,7 +64,10 @@ impl Engine {
     pub fn snapshot(&self) -> Arc<Store> {
         // The lock only guards an `Arc` swap, which cannot be left half
         // done, so a poisoned lock still holds a consistent store.
-        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// [`Store::upsert`] as one atomic version change.

@@ -52,28 +52,46 @@ pub enum ChangeError {
 
 impl ChangeError {
     pub(crate) fn record(index: usize, e: RecordError) -> ChangeError {
-        ChangeError::InvalidRecord { index, field: e.field, reason: e.reason }
+        ChangeError::InvalidRecord {
+            index,
+            field: e.field,
+            reason: e.reason,
+        }
     }
 }
 
 impl fmt::Display for ChangeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ChangeError::InvalidRecord { index, field, reason } if field.is_empty() => {
+            ChangeError::InvalidRecord {
+                index,
+                field,
+                reason,
+            } if field.is_empty() => {
                 write!(f, "record {index}: {reason}")
             }
-            ChangeError::InvalidRecord { index, field, reason } => {
+            ChangeError::InvalidRecord {
+                index,
+                field,
+                reason,
+            } => {
                 write!(f, "record {index}: field `{field}`: {reason}")
             }
             ChangeError::UnknownId { index, id } => {
                 write!(f, "ids[{index}]: no record has id {id:?}")
             }
             ChangeError::DuplicateId { index, first, id } => {
-                write!(f, "ids[{index}]: id {id:?} is named twice in one batch (also ids[{first}])")
+                write!(
+                    f,
+                    "ids[{index}]: id {id:?} is named twice in one batch (also ids[{first}])"
+                )
             }
             ChangeError::MalformedBatch { reason } => write!(f, "malformed batch: {reason}"),
             ChangeError::CapacityExceeded { limit } => {
-                write!(f, "the batch would exceed the store's capacity of {limit} records")
+                write!(
+                    f,
+                    "the batch would exceed the store's capacity of {limit} records"
+                )
             }
         }
     }

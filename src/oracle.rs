@@ -62,7 +62,8 @@ impl Oracle {
     /// As [`crate::Store::delete`].
     pub fn delete<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<usize, ChangeError> {
         batch::check_delete(ids, |id| self.get(id).map(|_| ()))?;
-        self.records.retain(|r| !ids.iter().any(|id| id.as_ref() == r.id));
+        self.records
+            .retain(|r| !ids.iter().any(|id| id.as_ref() == r.id));
         Ok(ids.len())
     }
 }

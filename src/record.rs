@@ -194,7 +194,10 @@ pub struct RecordError {
 
 impl RecordError {
     fn new(field: impl Into<String>, reason: impl Into<String>) -> RecordError {
-        RecordError { field: field.into(), reason: reason.into() }
+        RecordError {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -255,7 +258,10 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 fn wrong_type(field: &str, expected: &str, got: &Value) -> RecordError {
-    RecordError::new(field, format!("expected {expected}, got {}", type_name(got)))
+    RecordError::new(
+        field,
+        format!("expected {expected}, got {}", type_name(got)),
+    )
 }
 
 /// Reads fields out of one JSON object, remembering which were consumed so
@@ -270,7 +276,8 @@ impl<'a> Fields<'a> {
     }
 
     fn required(&self, field: &str) -> Result<&'a Value, RecordError> {
-        self.get(field).ok_or_else(|| RecordError::new(field, "missing required field"))
+        self.get(field)
+            .ok_or_else(|| RecordError::new(field, "missing required field"))
     }
 
     fn string(&self, field: &str) -> Result<String, RecordError> {
@@ -278,7 +285,8 @@ impl<'a> Fields<'a> {
     }
 
     fn string_or(&self, field: &str, default: &str) -> Result<String, RecordError> {
-        self.get(field).map_or_else(|| Ok(default.to_owned()), |v| as_string(field, v))
+        self.get(field)
+            .map_or_else(|| Ok(default.to_owned()), |v| as_string(field, v))
     }
 
     fn nullable_string(&self, field: &str) -> Result<Option<String>, RecordError> {
@@ -321,7 +329,9 @@ impl<'a> Fields<'a> {
         parse: fn(&str) -> Option<T>,
         choices: fn() -> String,
     ) -> Result<Option<T>, RecordError> {
-        let Some(v) = self.get(field) else { return Ok(None) };
+        let Some(v) = self.get(field) else {
+            return Ok(None);
+        };
         let text = as_string(field, v)?;
         parse(&text)
             .map(Some)
@@ -337,8 +347,11 @@ fn as_string(field: &str, v: &Value) -> Result<String, RecordError> {
 }
 
 fn as_timestamp(field: &str, v: &Value) -> Result<Timestamp, RecordError> {
-    let Value::String(s) = v else { return Err(wrong_type(field, "a timestamp string", v)) };
-    Timestamp::parse(s).map_err(|e| RecordError::new(field, format!("invalid timestamp {s:?}: {e}")))
+    let Value::String(s) = v else {
+        return Err(wrong_type(field, "a timestamp string", v));
+    };
+    Timestamp::parse(s)
+        .map_err(|e| RecordError::new(field, format!("invalid timestamp {s:?}: {e}")))
 }
 
 impl Record {
@@ -358,7 +371,10 @@ impl Record {
     /// ```
     pub fn from_json(value: &Value) -> Result<Record, RecordError> {
         let Value::Object(obj) = value else {
-            return Err(RecordError::new("", format!("a record must be an object, got {}", type_name(value))));
+            return Err(RecordError::new(
+                "",
+                format!("a record must be an object, got {}", type_name(value)),
+            ));
         };
         if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             return Err(RecordError::new(unknown.as_str(), "unknown field"));
@@ -381,7 +397,10 @@ impl Record {
             resource_size: match f.get("resource_size") {
                 None => 0,
                 Some(v) => v.as_u64().ok_or_else(|| {
-                    RecordError::new("resource_size", format!("expected an integer >= 0, got {v}"))
+                    RecordError::new(
+                        "resource_size",
+                        format!("expected an integer >= 0, got {v}"),
+                    )
                 })?,
             },
             image_type: f
@@ -406,9 +425,11 @@ impl Record {
             children: f.array("children")?,
             members: match f.get("members") {
                 None => Vec::new(),
-                Some(Value::Array(items)) => {
-                    items.iter().enumerate().map(|(i, m)| member_from_json(i, m)).collect::<Result<_, _>>()?
-                }
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| member_from_json(i, m))
+                    .collect::<Result<_, _>>()?,
                 Some(v) => return Err(wrong_type("members", "an array", v)),
             },
         };
@@ -426,14 +447,23 @@ impl Record {
         if self.id.is_empty() || self.id.len() > MAX_ID_BYTES {
             return Err(RecordError::new(
                 "id",
-                format!("must be 1 to {MAX_ID_BYTES} bytes long, got {} bytes", self.id.len()),
+                format!(
+                    "must be 1 to {MAX_ID_BYTES} bytes long, got {} bytes",
+                    self.id.len()
+                ),
             ));
         }
         for (i, m) in self.members.iter().enumerate() {
-            if let Some(first) = self.members[..i].iter().position(|p| p.dest_project_id == m.dest_project_id) {
+            if let Some(first) = self.members[..i]
+                .iter()
+                .position(|p| p.dest_project_id == m.dest_project_id)
+            {
                 return Err(RecordError::new(
                     format!("members[{i}].dest_project_id"),
-                    format!("duplicate dest_project_id {:?} (also in members[{first}])", m.dest_project_id),
+                    format!(
+                        "duplicate dest_project_id {:?} (also in members[{first}])",
+                        m.dest_project_id
+                    ),
                 ));
             }
         }
@@ -464,9 +494,17 @@ pub(crate) fn ip_addresses(backup_data: &Map<String, Value>) -> Vec<std::net::Ip
 
 fn member_from_json(i: usize, value: &Value) -> Result<Member, RecordError> {
     let path = |k: &str| format!("members[{i}]{k}");
-    let Value::Object(obj) = value else { return Err(wrong_type(&path(""), "an object", value)) };
-    if let Some(unknown) = obj.keys().find(|k| *k != "dest_project_id" && *k != "status") {
-        return Err(RecordError::new(path(&format!(".{unknown}")), "unknown field"));
+    let Value::Object(obj) = value else {
+        return Err(wrong_type(&path(""), "an object", value));
+    };
+    if let Some(unknown) = obj
+        .keys()
+        .find(|k| *k != "dest_project_id" && *k != "status")
+    {
+        return Err(RecordError::new(
+            path(&format!(".{unknown}")),
+            "unknown field",
+        ));
     }
     let dest = obj
         .get("dest_project_id")
@@ -547,47 +585,140 @@ mod tests {
             (json!([1]), "", "must be an object"),
             (with("colour", json!("red")), "colour", "unknown field"),
             (without("id"), "id", "missing required field"),
-            (without("created_at"), "created_at", "missing required field"),
+            (
+                without("created_at"),
+                "created_at",
+                "missing required field",
+            ),
             (without("status"), "status", "missing required field"),
             (with("id", json!("")), "id", "1 to 255 bytes"),
             (with("id", json!("x".repeat(256))), "id", "got 256 bytes"),
-            (with("id", json!(7)), "id", "expected a string, got a number"),
+            (
+                with("id", json!(7)),
+                "id",
+                "expected a string, got a number",
+            ),
             (with("name", json!(null)), "name", "got null"),
             (with("description", json!(null)), "description", "got null"),
-            (with("dec", json!(null)), "dec", "expected a boolean, got null"),
-            (with("dec", json!("true")), "dec", "expected a boolean"),
-            (with("status", json!("Available")), "status", "is not one of"),
-            (with("status", json!(1)), "status", "expected a string"),
-            (with("image_type", json!("snapshot")), "image_type", "is not one of"),
-            (with("resource_size", json!(1.5)), "resource_size", "integer >= 0"),
-            (with("resource_size", json!(-1)), "resource_size", "integer >= 0"),
-            (with("resource_size", json!("5")), "resource_size", "integer >= 0"),
-            (with("resource_size", json!(null)), "resource_size", "integer >= 0"),
-            (with("created_at", json!("2020-01-01 00:00:00")), "created_at", "invalid timestamp"),
-            (with("updated_at", json!(1577836800)), "updated_at", "expected a timestamp string"),
-            (with("protected_at", json!("2020-02-30T00:00:00")), "protected_at", "no such calendar date"),
-            (with("expired_at", json!(false)), "expired_at", "expected a timestamp string"),
-            (with("policy_id", json!(3)), "policy_id", "expected a string"),
-            (with("extend_info", json!([])), "extend_info", "expected an object"),
-            (with("backup_data", json!(null)), "backup_data", "expected an object"),
-            (with("replication_records", json!({})), "replication_records", "expected an array"),
-            (with("children", json!("x")), "children", "expected an array"),
-            (with("members", json!({})), "members", "expected an array"),
-            (with("members", json!(["p2"])), "members[0]", "expected an object"),
-            (with("members", json!([{"dest_project_id": "p2"}])), "members[0].status", "missing"),
-            (with("members", json!([{"status": "accept"}])), "members[0].dest_project_id", "missing"),
             (
-                with("members", json!([{"dest_project_id": "p2", "status": "accepted"}])),
+                with("dec", json!(null)),
+                "dec",
+                "expected a boolean, got null",
+            ),
+            (with("dec", json!("true")), "dec", "expected a boolean"),
+            (
+                with("status", json!("Available")),
+                "status",
+                "is not one of",
+            ),
+            (with("status", json!(1)), "status", "expected a string"),
+            (
+                with("image_type", json!("snapshot")),
+                "image_type",
+                "is not one of",
+            ),
+            (
+                with("resource_size", json!(1.5)),
+                "resource_size",
+                "integer >= 0",
+            ),
+            (
+                with("resource_size", json!(-1)),
+                "resource_size",
+                "integer >= 0",
+            ),
+            (
+                with("resource_size", json!("5")),
+                "resource_size",
+                "integer >= 0",
+            ),
+            (
+                with("resource_size", json!(null)),
+                "resource_size",
+                "integer >= 0",
+            ),
+            (
+                with("created_at", json!("2020-01-01 00:00:00")),
+                "created_at",
+                "invalid timestamp",
+            ),
+            (
+                with("updated_at", json!(1577836800)),
+                "updated_at",
+                "expected a timestamp string",
+            ),
+            (
+                with("protected_at", json!("2020-02-30T00:00:00")),
+                "protected_at",
+                "no such calendar date",
+            ),
+            (
+                with("expired_at", json!(false)),
+                "expired_at",
+                "expected a timestamp string",
+            ),
+            (
+                with("policy_id", json!(3)),
+                "policy_id",
+                "expected a string",
+            ),
+            (
+                with("extend_info", json!([])),
+                "extend_info",
+                "expected an object",
+            ),
+            (
+                with("backup_data", json!(null)),
+                "backup_data",
+                "expected an object",
+            ),
+            (
+                with("replication_records", json!({})),
+                "replication_records",
+                "expected an array",
+            ),
+            (
+                with("children", json!("x")),
+                "children",
+                "expected an array",
+            ),
+            (with("members", json!({})), "members", "expected an array"),
+            (
+                with("members", json!(["p2"])),
+                "members[0]",
+                "expected an object",
+            ),
+            (
+                with("members", json!([{"dest_project_id": "p2"}])),
+                "members[0].status",
+                "missing",
+            ),
+            (
+                with("members", json!([{"status": "accept"}])),
+                "members[0].dest_project_id",
+                "missing",
+            ),
+            (
+                with(
+                    "members",
+                    json!([{"dest_project_id": "p2", "status": "accepted"}]),
+                ),
                 "members[0].status",
                 "is not one of accept, pending, reject",
             ),
             (
-                with("members", json!([{"dest_project_id": "p2", "status": "accept", "x": 1}])),
+                with(
+                    "members",
+                    json!([{"dest_project_id": "p2", "status": "accept", "x": 1}]),
+                ),
                 "members[0].x",
                 "unknown field",
             ),
             (
-                with("members", json!([{"dest_project_id": 2, "status": "accept"}])),
+                with(
+                    "members",
+                    json!([{"dest_project_id": 2, "status": "accept"}]),
+                ),
                 "members[0].dest_project_id",
                 "expected a string",
             ),
@@ -607,17 +738,34 @@ mod tests {
         for (value, field, reason) in cases {
             let e = err(value.clone());
             assert_eq!(e.field, field, "{value}: {e}");
-            assert!(e.reason.contains(reason), "{value}: {e:?} should say {reason:?}");
+            assert!(
+                e.reason.contains(reason),
+                "{value}: {e:?} should say {reason:?}"
+            );
         }
     }
 
     #[test]
     fn nullable_fields_accept_null_and_strings_may_be_empty() {
         let mut v = minimal();
-        for k in ["policy_id", "vault_id", "provider_id", "parent_id", "protected_at", "expired_at"] {
+        for k in [
+            "policy_id",
+            "vault_id",
+            "provider_id",
+            "parent_id",
+            "protected_at",
+            "expired_at",
+        ] {
             v[k] = Value::Null;
         }
-        for k in ["name", "checkpoint_id", "project_id", "resource_id", "resource_type", "description"] {
+        for k in [
+            "name",
+            "checkpoint_id",
+            "project_id",
+            "resource_id",
+            "resource_type",
+            "description",
+        ] {
             v[k] = json!("");
         }
         let r = Record::from_json(&v).unwrap();
@@ -627,7 +775,10 @@ mod tests {
 
     #[test]
     fn member_to_own_project_is_valid() {
-        let r = Record::from_json(&with("members", json!([{"dest_project_id": "p1", "status": "pending"}])));
+        let r = Record::from_json(&with(
+            "members",
+            json!([{"dest_project_id": "p1", "status": "pending"}]),
+        ));
         assert_eq!(r.unwrap().members[0].status, MemberStatus::Pending);
     }
 
@@ -654,7 +805,8 @@ mod tests {
         .unwrap();
         let ips: Vec<String> = r.ip_addresses().iter().map(|ip| ip.to_string()).collect();
         assert_eq!(ips, ["192.168.0.1", "10.0.0.1", "2001:db8::1"]);
-        let r = Record::from_json(&with("backup_data", json!({"private_ip": 17, "eip": null}))).unwrap();
+        let r = Record::from_json(&with("backup_data", json!({"private_ip": 17, "eip": null})))
+            .unwrap();
         assert!(r.ip_addresses().is_empty());
     }
 }

@@ -74,11 +74,17 @@ impl Timestamp {
         if let Some((&b'.', tail)) = rest.split_first() {
             let n = tail.iter().take_while(|c| c.is_ascii_digit()).count();
             if n == 0 || n > 9 {
-                return Err(TimestampError("the fraction of a second must have 1 to 9 digits"));
+                return Err(TimestampError(
+                    "the fraction of a second must have 1 to 9 digits",
+                ));
             }
             // Keep six digits, truncating the rest, padding short fractions.
             for i in 0..6 {
-                micros = micros * 10 + tail.get(i).filter(|_| i < n).map_or(0, |c| u32::from(c - b'0'));
+                micros = micros * 10
+                    + tail
+                        .get(i)
+                        .filter(|_| i < n)
+                        .map_or(0, |c| u32::from(c - b'0'));
             }
             rest = &tail[n..];
         }
@@ -125,7 +131,9 @@ impl Timestamp {
     /// The timestamp `micros` microseconds after the epoch, if it lies in
     /// 0001..=9999.
     pub fn from_micros(micros: i64) -> Option<Timestamp> {
-        (Self::MIN.0..=Self::MAX.0).contains(&micros).then_some(Timestamp(micros))
+        (Self::MIN.0..=Self::MAX.0)
+            .contains(&micros)
+            .then_some(Timestamp(micros))
     }
 }
 
@@ -161,7 +169,9 @@ mod tests {
     use super::*;
 
     fn ok(s: &str) -> String {
-        Timestamp::parse(s).unwrap_or_else(|e| panic!("{s}: {e}")).to_string()
+        Timestamp::parse(s)
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .to_string()
     }
 
     #[test]
@@ -169,14 +179,32 @@ mod tests {
         assert_eq!(ok("2017-04-15T04:25:38"), "2017-04-15T04:25:38.000000");
         assert_eq!(ok("2017-04-15T04:25:38Z"), "2017-04-15T04:25:38.000000");
         assert_eq!(ok("2017-04-15T04:25:38.1"), "2017-04-15T04:25:38.100000");
-        assert_eq!(ok("2017-04-15T04:25:38.123456789"), "2017-04-15T04:25:38.123456");
-        assert_eq!(ok("2017-04-15T04:25:38.999999999Z"), "2017-04-15T04:25:38.999999");
-        assert_eq!(ok("2017-04-15T00:25:38+01:30"), "2017-04-14T22:55:38.000000");
-        assert_eq!(ok("2017-12-31T23:00:00-02:00"), "2018-01-01T01:00:00.000000");
+        assert_eq!(
+            ok("2017-04-15T04:25:38.123456789"),
+            "2017-04-15T04:25:38.123456"
+        );
+        assert_eq!(
+            ok("2017-04-15T04:25:38.999999999Z"),
+            "2017-04-15T04:25:38.999999"
+        );
+        assert_eq!(
+            ok("2017-04-15T00:25:38+01:30"),
+            "2017-04-14T22:55:38.000000"
+        );
+        assert_eq!(
+            ok("2017-12-31T23:00:00-02:00"),
+            "2018-01-01T01:00:00.000000"
+        );
         assert_eq!(ok("2016-02-29T00:00:00"), "2016-02-29T00:00:00.000000");
         assert_eq!(ok("0001-01-01T00:00:00"), "0001-01-01T00:00:00.000000");
-        assert_eq!(ok("9999-12-31T23:59:59.999999"), "9999-12-31T23:59:59.999999");
-        assert_eq!(ok("0000-12-31T23:30:00-01:00"), "0001-01-01T00:30:00.000000");
+        assert_eq!(
+            ok("9999-12-31T23:59:59.999999"),
+            "9999-12-31T23:59:59.999999"
+        );
+        assert_eq!(
+            ok("0000-12-31T23:30:00-01:00"),
+            "0001-01-01T00:30:00.000000"
+        );
         assert_eq!(ok("1969-12-31T23:59:59.5"), "1969-12-31T23:59:59.500000");
     }
 

@@ -21,7 +21,10 @@ pub(crate) struct CowMap<K, V> {
 
 impl<K, V> Default for CowMap<K, V> {
     fn default() -> Self {
-        CowMap { shards: (0..SHARDS).map(|_| Arc::new(HashMap::new())).collect(), len: 0 }
+        CowMap {
+            shards: (0..SHARDS).map(|_| Arc::new(HashMap::new())).collect(),
+            len: 0,
+        }
     }
 }
 

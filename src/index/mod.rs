@@ -13,7 +13,7 @@ use roaring::RoaringBitmap;
 use crate::record::MemberStatus;
 
 pub(crate) use cow_map::CowMap;
-pub(crate) use sorted::{Pos, SortedSeq};
+pub(crate) use sorted::SortedSeq;
 
 /// Approximate heap bytes of a bitmap: its serialized size is within a few
 /// per cent of its in-memory containers, plus the struct and its `Arc`.
@@ -48,12 +48,19 @@ impl BitmapIndex {
 
     /// The rows holding `code`; `None` when there are none.
     pub(crate) fn get(&self, code: u32) -> Option<&RoaringBitmap> {
-        self.by_code.get(code as usize).map(|b| &**b).filter(|b| !b.is_empty())
+        self.by_code
+            .get(code as usize)
+            .map(|b| &**b)
+            .filter(|b| !b.is_empty())
     }
 
     /// Every code with at least one row.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &RoaringBitmap)> + '_ {
-        self.by_code.iter().enumerate().filter(|(_, b)| !b.is_empty()).map(|(c, b)| (c as u32, &**b))
+        self.by_code
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(c, b)| (c as u32, &**b))
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
@@ -84,7 +91,9 @@ pub(crate) struct TrigramIndex {
 impl TrigramIndex {
     pub(crate) fn insert(&mut self, code: u32, text: &str) {
         for g in trigrams(text.as_bytes()) {
-            self.grams.entry_or_insert_with(g, RoaringBitmap::new).insert(code);
+            self.grams
+                .entry_or_insert_with(g, RoaringBitmap::new)
+                .insert(code);
         }
     }
 
@@ -136,7 +145,12 @@ impl TrigramIndex {
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.grams.heap_bytes() + self.grams.iter().map(|(_, b)| bitmap_bytes(b)).sum::<usize>()
+        self.grams.heap_bytes()
+            + self
+                .grams
+                .iter()
+                .map(|(_, b)| bitmap_bytes(b))
+                .sum::<usize>()
     }
 }
 
@@ -172,7 +186,10 @@ impl IpIndex {
     pub(crate) fn rows(&self, ip: IpAddr) -> RoaringBitmap {
         fn collect<K: Ord + Copy>(seq: &SortedSeq<(K, u32)>, key: K) -> RoaringBitmap {
             let start = seq.lower_bound(|e| e.0.cmp(&key));
-            seq.iter_from(start).take_while(|e| e.0 == key).map(|e| e.1).collect()
+            seq.iter_from(start)
+                .take_while(|e| e.0 == key)
+                .map(|e| e.1)
+                .collect()
         }
         match ip {
             IpAddr::V4(a) => collect(&self.v4, a.to_bits()),
@@ -182,7 +199,10 @@ impl IpIndex {
 
     /// Every `(address, row)` pair, for `internal_validate`.
     pub(crate) fn pairs(&self) -> Vec<(IpAddr, u32)> {
-        let v4 = self.v4.iter().map(|&(a, r)| (IpAddr::from(std::net::Ipv4Addr::from_bits(a)), r));
+        let v4 = self
+            .v4
+            .iter()
+            .map(|&(a, r)| (IpAddr::from(std::net::Ipv4Addr::from_bits(a)), r));
         let v6 = self.v6.iter().map(|&(a, r)| (IpAddr::from(a), r));
         v4.chain(v6).collect()
     }
@@ -239,7 +259,11 @@ impl SharingIndex {
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.to.heap_bytes()
-            + self.to_status.iter().map(BitmapIndex::heap_bytes).sum::<usize>()
+            + self
+                .to_status
+                .iter()
+                .map(BitmapIndex::heap_bytes)
+                .sum::<usize>()
             + self.at_least.iter().map(|b| bitmap_bytes(b)).sum::<usize>()
     }
 }
@@ -254,14 +278,15 @@ mod tests {
         t.insert(0, "autobk_b629");
         t.insert(1, "manualbk_47222");
         t.insert(2, "bk");
-        let hits = |p: &str| t.candidates(p).map(|b| b.iter().collect::<Vec<_>>());
-        assert_eq!(hits("bk_"), Some(vec![0, 1]));
-        assert_eq!(hits("autobk"), Some(vec![0]));
-        assert_eq!(hits("zzz"), Some(vec![]));
-        assert_eq!(hits("bk"), None);
+        let hits =
+            |t: &TrigramIndex, p: &str| t.candidates(p).map(|b| b.iter().collect::<Vec<_>>());
+        assert_eq!(hits(&t, "bk_"), Some(vec![0, 1]));
+        assert_eq!(hits(&t, "autobk"), Some(vec![0]));
+        assert_eq!(hits(&t, "zzz"), Some(vec![]));
+        assert_eq!(hits(&t, "bk"), None);
         t.remove(0, "autobk_b629");
-        assert_eq!(hits("bk_"), Some(vec![1]));
-        assert_eq!(hits("aut"), Some(vec![]));
+        assert_eq!(hits(&t, "bk_"), Some(vec![1]));
+        assert_eq!(hits(&t, "aut"), Some(vec![]));
     }
 
     #[test]

@@ -24,7 +24,10 @@ pub(crate) struct SortedSeq<T> {
 
 impl<T> Default for SortedSeq<T> {
     fn default() -> Self {
-        SortedSeq { leaves: Vec::new(), len: 0 }
+        SortedSeq {
+            leaves: Vec::new(),
+            len: 0,
+        }
     }
 }
 
@@ -40,7 +43,10 @@ impl<T: Clone> SortedSeq<T> {
     /// Builds from entries already in order, with full leaves.
     pub(crate) fn from_sorted(items: Vec<T>) -> Self {
         let len = items.len();
-        let leaves = items.chunks(LEAF_MAX).map(|c| Arc::new(c.to_vec())).collect();
+        let leaves = items
+            .chunks(LEAF_MAX)
+            .map(|c| Arc::new(c.to_vec()))
+            .collect();
         SortedSeq { leaves, len }
     }
 
@@ -62,10 +68,15 @@ impl<T: Clone> SortedSeq<T> {
     /// The first position whose entry fails `before` (entries that satisfy
     /// `before` must all come first).
     fn seek(&self, mut before: impl FnMut(&T) -> bool) -> Pos {
-        let leaf = self.leaves.partition_point(|l| l.last().is_some_and(&mut before));
+        let leaf = self
+            .leaves
+            .partition_point(|l| l.last().is_some_and(&mut before));
         match self.leaves.get(leaf) {
             None => self.end(),
-            Some(l) => Pos { leaf, offset: l.partition_point(before) },
+            Some(l) => Pos {
+                leaf,
+                offset: l.partition_point(before),
+            },
         }
     }
 
@@ -74,12 +85,18 @@ impl<T: Clone> SortedSeq<T> {
     }
 
     pub(crate) fn end(&self) -> Pos {
-        Pos { leaf: self.leaves.len(), offset: 0 }
+        Pos {
+            leaf: self.leaves.len(),
+            offset: 0,
+        }
     }
 
     /// Entries from `pos` on, in order.
     pub(crate) fn iter_from(&self, pos: Pos) -> impl Iterator<Item = &T> + '_ {
-        let first = self.leaves.get(pos.leaf).map(|l| &l[pos.offset.min(l.len())..]);
+        let first = self
+            .leaves
+            .get(pos.leaf)
+            .map(|l| &l[pos.offset.min(l.len())..]);
         first
             .into_iter()
             .chain(self.leaves.iter().skip(pos.leaf + 1).map(|l| &l[..]))
@@ -88,10 +105,18 @@ impl<T: Clone> SortedSeq<T> {
 
     /// Entries before `pos`, in reverse order.
     pub(crate) fn iter_rev_before(&self, pos: Pos) -> impl Iterator<Item = &T> + '_ {
-        let partial = self.leaves.get(pos.leaf).map(|l| &l[..pos.offset.min(l.len())]);
+        let partial = self
+            .leaves
+            .get(pos.leaf)
+            .map(|l| &l[..pos.offset.min(l.len())]);
         partial
             .into_iter()
-            .chain(self.leaves[..pos.leaf.min(self.leaves.len())].iter().rev().map(|l| &l[..]))
+            .chain(
+                self.leaves[..pos.leaf.min(self.leaves.len())]
+                    .iter()
+                    .rev()
+                    .map(|l| &l[..]),
+            )
             .flat_map(|s| s.iter().rev())
     }
 
@@ -145,7 +170,10 @@ impl<T: Clone> SortedSeq<T> {
             self.leaves.remove(li);
             return;
         }
-        let next_fits = self.leaves.get(li + 1).is_some_and(|n| n.len() + small <= LEAF_MAX);
+        let next_fits = self
+            .leaves
+            .get(li + 1)
+            .is_some_and(|n| n.len() + small <= LEAF_MAX);
         let prev_fits = li > 0 && self.leaves[li - 1].len() + small <= LEAF_MAX;
         if next_fits {
             let next = self.leaves.remove(li + 1);
@@ -158,12 +186,20 @@ impl<T: Clone> SortedSeq<T> {
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.leaves.capacity() * size_of::<Arc<Vec<T>>>()
-            + self.leaves.iter().map(|l| 32 + l.capacity() * size_of::<T>()).sum::<usize>()
+            + self
+                .leaves
+                .iter()
+                .map(|l| 32 + l.capacity() * size_of::<T>())
+                .sum::<usize>()
     }
 
     /// Checks the leaf structure: sizes, the cached length and the order.
     pub(crate) fn check(&self, mut cmp: impl FnMut(&T, &T) -> Ordering) -> Result<(), String> {
-        if self.leaves.iter().any(|l| l.is_empty() || l.len() > LEAF_MAX) {
+        if self
+            .leaves
+            .iter()
+            .any(|l| l.is_empty() || l.len() > LEAF_MAX)
+        {
             return Err("a leaf is empty or over-full".into());
         }
         let counted: usize = self.leaves.iter().map(|l| l.len()).sum();

@@ -22,7 +22,10 @@ pub(crate) struct Chunked<T> {
 
 impl<T> Default for Chunked<T> {
     fn default() -> Self {
-        Chunked { chunks: Vec::new(), len: 0 }
+        Chunked {
+            chunks: Vec::new(),
+            len: 0,
+        }
     }
 }
 
@@ -58,7 +61,11 @@ impl<T: Clone> Chunked<T> {
     /// Heap bytes held, counting shared chunks in full.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.chunks.capacity() * size_of::<Arc<Vec<T>>>()
-            + self.chunks.iter().map(|c| 32 + c.capacity() * size_of::<T>()).sum::<usize>()
+            + self
+                .chunks
+                .iter()
+                .map(|c| 32 + c.capacity() * size_of::<T>())
+                .sum::<usize>()
     }
 }
 
@@ -102,8 +109,12 @@ impl StrChunk {
 
     fn compact(&mut self) {
         let old = std::mem::take(&mut self.bytes);
-        let live: usize =
-            self.spans.iter().filter(|s| s.1 != NULL_LEN).map(|s| s.1 as usize).sum();
+        let live: usize = self
+            .spans
+            .iter()
+            .filter(|s| s.1 != NULL_LEN)
+            .map(|s| s.1 as usize)
+            .sum();
         self.bytes.reserve_exact(live);
         for span in &mut self.spans {
             if span.1 != NULL_LEN {
@@ -209,11 +220,17 @@ mod tests {
         }
         for row in 0..2000 {
             if row % 3 == 0 {
-                assert_eq!(c.get(row), Some(format!("row{row}-round49-{}", "x".repeat(row % 50)).as_str()));
+                assert_eq!(
+                    c.get(row),
+                    Some(format!("row{row}-round49-{}", "x".repeat(row % 50)).as_str())
+                );
             } else {
                 assert_eq!(c.get(row), if row % 7 == 0 { None } else { Some("seed") });
             }
-            assert_eq!(snapshot.get(row), if row % 7 == 0 { None } else { Some("seed") });
+            assert_eq!(
+                snapshot.get(row),
+                if row % 7 == 0 { None } else { Some("seed") }
+            );
         }
         c.set(1, None);
         assert_eq!((c.get(1), c.str(1)), (None, ""));

@@ -66,7 +66,10 @@ impl Dict {
 
     /// Every live `(code, value)`.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &str)> + '_ {
-        self.values.iter().enumerate().filter_map(|(c, v)| v.as_deref().map(|v| (c as u32, v)))
+        self.values
+            .iter()
+            .enumerate()
+            .filter_map(|(c, v)| v.as_deref().map(|v| (c as u32, v)))
     }
 
     /// Takes a reference on `value`, giving it a code if it has none.
@@ -74,7 +77,10 @@ impl Dict {
         if let Some(&code) = self.codes.get(value) {
             let r = *self.refs.get(code as usize);
             self.refs.set(code as usize, r + 1);
-            return Acquired { code, is_new: false };
+            return Acquired {
+                code,
+                is_new: false,
+            };
         }
         let text: Arc<str> = Arc::from(value);
         let code = match self.free.pop() {
@@ -178,7 +184,8 @@ impl DictColumn {
     /// Sets a row that holds null to `value`.
     pub(crate) fn assign(&mut self, row: usize, value: Option<&str>) -> Option<Acquired> {
         let acquired = value.map(|v| self.dict.acquire(v));
-        self.codes.set(row, acquired.as_ref().map_or(NULL_CODE, |a| a.code));
+        self.codes
+            .set(row, acquired.as_ref().map_or(NULL_CODE, |a| a.code));
         acquired
     }
 

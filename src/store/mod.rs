@@ -167,7 +167,12 @@ impl Columns {
         self.resource_size.push(0);
         self.image_type.push(ImageType::Backup);
         self.dec.push(false);
-        for c in [&mut self.created_at, &mut self.updated_at, &mut self.protected_at, &mut self.expired_at] {
+        for c in [
+            &mut self.created_at,
+            &mut self.updated_at,
+            &mut self.protected_at,
+            &mut self.expired_at,
+        ] {
             c.push(NULL_TIME);
         }
         self.members.push(Box::default());
@@ -193,9 +198,11 @@ impl Columns {
             OrderKey::Status => self.status.get(a).cmp(self.status.get(b)),
             OrderKey::ResourceId => by_dict(&self.resource_id, a, b),
             OrderKey::ResourceName => by_dict(&self.resource_name, a, b),
-            OrderKey::CheckpointId => {
-                self.checkpoint_id.str(a).as_bytes().cmp(self.checkpoint_id.str(b).as_bytes())
-            }
+            OrderKey::CheckpointId => self
+                .checkpoint_id
+                .str(a)
+                .as_bytes()
+                .cmp(self.checkpoint_id.str(b).as_bytes()),
         }
     }
 
@@ -359,7 +366,11 @@ impl Store {
 
     /// Every record, in the byte order of their ids.
     pub fn records(&self) -> Vec<Record> {
-        self.idx.order(OrderKey::Id).iter().map(|&row| self.cols.record(row as usize)).collect()
+        self.idx
+            .order(OrderKey::Id)
+            .iter()
+            .map(|&row| self.cols.record(row as usize))
+            .collect()
     }
 
     /// The row holding `id`.
@@ -367,7 +378,10 @@ impl Store {
         let ids = self.idx.order(OrderKey::Id);
         let probe = |&row: &u32| self.cols.id.str(row as usize).as_bytes().cmp(id.as_bytes());
         let pos = ids.lower_bound(probe);
-        ids.iter_from(pos).next().copied().filter(|&row| self.cols.id.str(row as usize) == id)
+        ids.iter_from(pos)
+            .next()
+            .copied()
+            .filter(|&row| self.cols.id.str(row as usize) == id)
     }
 
     /// Inserts each record, or replaces the record with the same id. The
@@ -483,8 +497,14 @@ impl Store {
         if let Some(a) = c.name.assign(i, Some(&r.name)).filter(|a| a.is_new) {
             self.idx.name_grams.insert(a.code, &r.name);
         }
-        if let Some(a) = c.resource_name.assign(i, Some(&r.resource_name)).filter(|a| a.is_new) {
-            self.idx.resource_name_grams.insert(a.code, &r.resource_name);
+        if let Some(a) = c
+            .resource_name
+            .assign(i, Some(&r.resource_name))
+            .filter(|a| a.is_new)
+        {
+            self.idx
+                .resource_name_grams
+                .insert(a.code, &r.resource_name);
         }
         c.status.set(i, r.status);
         c.resource_size.set(i, r.resource_size);
@@ -492,8 +512,10 @@ impl Store {
         c.dec.set(i, r.dec);
         c.created_at.set(i, r.created_at.as_micros());
         c.updated_at.set(i, r.updated_at.as_micros());
-        c.protected_at.set(i, r.protected_at.map_or(NULL_TIME, Timestamp::as_micros));
-        c.expired_at.set(i, r.expired_at.map_or(NULL_TIME, Timestamp::as_micros));
+        c.protected_at
+            .set(i, r.protected_at.map_or(NULL_TIME, Timestamp::as_micros));
+        c.expired_at
+            .set(i, r.expired_at.map_or(NULL_TIME, Timestamp::as_micros));
         let members: Box<[(u32, MemberStatus)]> = r
             .members
             .iter()
@@ -607,10 +629,16 @@ impl Store {
     pub fn memory_usage(&self) -> MemoryUsage {
         let c = &self.cols;
         let x = &self.idx;
-        let columns = [&c.id, &c.checkpoint_id, &c.description, &c.provider_id, &c.parent_id]
-            .iter()
-            .map(|s| s.heap_bytes())
-            .sum::<usize>()
+        let columns = [
+            &c.id,
+            &c.checkpoint_id,
+            &c.description,
+            &c.provider_id,
+            &c.parent_id,
+        ]
+        .iter()
+        .map(|s| s.heap_bytes())
+        .sum::<usize>()
             + [
                 &c.project,
                 &c.ep,
@@ -636,10 +664,15 @@ impl Store {
             + c.members.heap_bytes()
             + c.members.iter().map(|m| m.len() * 8).sum::<usize>()
             + c.dests.heap_bytes();
-        let payload = [&c.extend_info, &c.backup_data, &c.replication_records, &c.children]
-            .iter()
-            .map(|s| s.heap_bytes())
-            .sum();
+        let payload = [
+            &c.extend_info,
+            &c.backup_data,
+            &c.replication_records,
+            &c.children,
+        ]
+        .iter()
+        .map(|s| s.heap_bytes())
+        .sum();
         let bitmap_indexes = [
             &x.status,
             &x.image_type,

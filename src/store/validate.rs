@@ -15,7 +15,9 @@ fn compare(name: &str, index: &BitmapIndex, expected: &Expected) -> Result<(), S
     if &actual != expected {
         let codes: BTreeSet<u32> = actual.keys().chain(expected.keys()).copied().collect();
         let bad = codes.into_iter().find(|c| actual.get(c) != expected.get(c));
-        return Err(format!("bitmap index `{name}` disagrees with its column at code {bad:?}"));
+        return Err(format!(
+            "bitmap index `{name}` disagrees with its column at code {bad:?}"
+        ));
     }
     Ok(())
 }
@@ -45,12 +47,16 @@ fn check_refs(name: &str, dict: &super::Dict, refs: &BTreeMap<u32, u32>) -> Resu
         }
         if let Some(v) = dict.value_opt(code) {
             if dict.code(v) != Some(code) {
-                return Err(format!("dictionary `{name}`: {v:?} does not map back to {code}"));
+                return Err(format!(
+                    "dictionary `{name}`: {v:?} does not map back to {code}"
+                ));
             }
         }
     }
     if dict.len() != refs.len() || refs.keys().any(|&c| dict.value_opt(c).is_none()) {
-        return Err(format!("dictionary `{name}`: live values and referenced codes differ"));
+        return Err(format!(
+            "dictionary `{name}`: live values and referenced codes differ"
+        ));
     }
     Ok(())
 }
@@ -64,7 +70,9 @@ fn check_grams(name: &str, grams: &TrigramIndex, col: &DictColumn) -> Result<(),
     }
     let actual: BTreeMap<u32, RoaringBitmap> = grams.iter().map(|(g, b)| (g, b.clone())).collect();
     if actual != expected {
-        return Err(format!("trigram index of `{name}` disagrees with its dictionary"));
+        return Err(format!(
+            "trigram index of `{name}` disagrees with its dictionary"
+        ));
     }
     Ok(())
 }
@@ -181,10 +189,13 @@ impl Store {
 
         for key in OrderKey::ALL {
             let seq = x.order(key);
-            seq.check(|&a, &b| c.cmp_rows(key, a, b)).map_err(|e| format!("ordered index {key:?}: {e}"))?;
+            seq.check(|&a, &b| c.cmp_rows(key, a, b))
+                .map_err(|e| format!("ordered index {key:?}: {e}"))?;
             let held: RoaringBitmap = seq.iter().copied().collect();
             if held != self.live || seq.len() != self.len() {
-                return Err(format!("ordered index {key:?} does not hold exactly the live rows"));
+                return Err(format!(
+                    "ordered index {key:?} does not hold exactly the live rows"
+                ));
             }
         }
 

@@ -1,0 +1,302 @@
+//! Random sequences of upserts and deletes, applied to the store and to the
+//! oracle: after every batch the store validates, holds the same records,
+//! and every access path answers what a scan of the oracle answers.
+
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use proptest::prelude::*;
+use proptest::sample::{select, subsequence};
+use roaring::RoaringBitmap;
+use serde_json::{json, Map, Value};
+
+use super::{EqField, OrderKey, Store, TextField};
+use crate::oracle::Oracle;
+use crate::record::{ImageType, Member, MemberStatus, Record, Status};
+use crate::timestamp::Timestamp;
+
+// Small pools, so that ids, names, timestamps and values collide a lot.
+const IDS: &[&str] = &["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "B1", "b10", "é", "b1 ", "zz"];
+const PROJECTS: &[&str] = &["p0", "p1", "p2", "p3"];
+const EPS: &[&str] = &["0", "ep1", "ep2"];
+const NAMES: &[&str] = &["", "a", "ab", "autobk_b629", "autobk_b62", "manualbk_47222", "bk_", "é漢字bk", "AUTOBK"];
+const PATTERNS: &[&str] = &["a", "b", "ab", "bk", "bk_", "autobk", "629", "漢字", "é", "zzz", "AUTO", "_b6"];
+const TYPES: &[&str] = &["OS::Nova::Server", "OS::Cinder::Volume", "x"];
+const AZS: &[&str] = &["", "az1", "az2"];
+const REFS: &[Option<&str>] = &[None, Some("r1"), Some("r2")];
+const RESOURCES: &[&str] = &["vm1", "vm2", "vol1", ""];
+const IP_TEXTS: &[&str] =
+    &["", "10.0.0.1", "10.0.0.1, 10.0.0.2", "bogus", "2001:db8::1", "::ffff:10.0.0.1", " 10.0.0.2 ,fe80::1%eth0"];
+const IPS: &[&str] = &["10.0.0.1", "10.0.0.2", "2001:DB8::1", "::ffff:10.0.0.1", "10.0.0.3"];
+
+fn time() -> impl Strategy<Value = Timestamp> {
+    (0i64..6).prop_map(|s| Timestamp::from_micros(1_600_000_000_000_000 + s * 1_000_001).unwrap())
+}
+
+fn owned(pool: &'static [Option<&'static str>]) -> impl Strategy<Value = Option<String>> {
+    select(pool).prop_map(|v| v.map(str::to_owned))
+}
+
+fn s(pool: &'static [&'static str]) -> impl Strategy<Value = String> {
+    select(pool).prop_map(str::to_owned)
+}
+
+fn record() -> impl Strategy<Value = Record> {
+    let ids = (s(IDS), s(IDS), s(PROJECTS), s(EPS), s(NAMES), s(NAMES), s(RESOURCES));
+    let enums = (select(Status::ALL), select(ImageType::ALL), any::<bool>(), s(TYPES), s(AZS), 0u64..3);
+    let refs = (owned(REFS), owned(REFS), owned(REFS), owned(REFS));
+    let times = (time(), time(), proptest::option::of(time()), proptest::option::of(time()));
+    let members = subsequence(PROJECTS, 0..=3).prop_flat_map(|dests| {
+        let n = dests.len();
+        (Just(dests), proptest::collection::vec(select(MemberStatus::ALL), n))
+    });
+    let ips = (select(IP_TEXTS), select(IP_TEXTS), any::<bool>());
+    (ids, enums, refs, times, members, ips).prop_map(
+        |(
+            (id, checkpoint_id, project_id, enterprise_project_id, name, resource_name, resource_id),
+            (status, image_type, dec, resource_type, resource_az, resource_size),
+            (policy_id, vault_id, provider_id, parent_id),
+            (created_at, updated_at, protected_at, expired_at),
+            (dests, statuses),
+            (private_ip, eip, eip_is_number),
+        )| {
+            let mut backup_data = Map::new();
+            backup_data.insert("private_ip".into(), json!(private_ip));
+            backup_data.insert("eip".into(), if eip_is_number { json!(7) } else { json!(eip) });
+            Record {
+                id,
+                checkpoint_id,
+                project_id,
+                enterprise_project_id,
+                name,
+                description: String::new(),
+                status,
+                resource_id,
+                resource_name,
+                resource_type,
+                resource_az,
+                resource_size,
+                image_type,
+                policy_id,
+                vault_id,
+                provider_id,
+                parent_id,
+                dec,
+                created_at,
+                updated_at,
+                protected_at,
+                expired_at,
+                extend_info: json!({"k": [1, 2.5, null]}).as_object().cloned().unwrap_or_default(),
+                backup_data,
+                replication_records: vec![json!({"id": "rep"})],
+                children: Vec::new(),
+                members: dests
+                    .into_iter()
+                    .zip(statuses)
+                    .map(|(d, status)| Member { dest_project_id: d.to_owned(), status })
+                    .collect(),
+            }
+        },
+    )
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Upsert(Vec<Record>),
+    Delete(Vec<String>),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => proptest::collection::vec(record(), 0..8).prop_map(Op::Upsert),
+        1 => proptest::collection::vec(s(IDS), 0..4).prop_map(Op::Delete),
+    ]
+}
+
+/// The reference order of an ordered index, on records.
+fn cmp_records(key: OrderKey, a: &Record, b: &Record) -> Ordering {
+    let primary = match key {
+        OrderKey::Id => return a.id.as_bytes().cmp(b.id.as_bytes()),
+        OrderKey::CreatedAt => a.created_at.cmp(&b.created_at),
+        OrderKey::UpdatedAt => a.updated_at.cmp(&b.updated_at),
+        OrderKey::ProtectedAt => a.protected_at.cmp(&b.protected_at),
+        OrderKey::Name => a.name.as_bytes().cmp(b.name.as_bytes()),
+        OrderKey::Status => a.status.as_str().cmp(b.status.as_str()),
+        OrderKey::ResourceId => a.resource_id.as_bytes().cmp(b.resource_id.as_bytes()),
+        OrderKey::ResourceName => a.resource_name.as_bytes().cmp(b.resource_name.as_bytes()),
+        OrderKey::CheckpointId => a.checkpoint_id.as_bytes().cmp(b.checkpoint_id.as_bytes()),
+    };
+    primary.then(a.created_at.cmp(&b.created_at)).then(a.id.as_bytes().cmp(b.id.as_bytes()))
+}
+
+fn ids_of(store: &Store, rows: &RoaringBitmap) -> BTreeSet<String> {
+    rows.iter().map(|r| store.id_of(r).to_owned()).collect()
+}
+
+fn scan(oracle: &Oracle, keep: impl Fn(&Record) -> bool) -> BTreeSet<String> {
+    oracle.records().iter().filter(|r| keep(r)).map(|r| r.id.clone()).collect()
+}
+
+fn check_against_oracle(store: &Store, oracle: &Oracle) -> Result<(), TestCaseError> {
+    if let Err(e) = store.internal_validate() {
+        return Err(TestCaseError::fail(e));
+    }
+    let mut expected: Vec<Record> = oracle.records().to_vec();
+    expected.sort_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
+    prop_assert_eq!(store.records(), expected);
+    prop_assert_eq!(store.len(), oracle.records().len());
+
+    for &status in Status::ALL {
+        prop_assert_eq!(ids_of(store, store.status_rows(status)), scan(oracle, |r| r.status == status));
+    }
+    for &t in ImageType::ALL {
+        prop_assert_eq!(ids_of(store, store.image_type_rows(t)), scan(oracle, |r| r.image_type == t));
+    }
+    for dec in [false, true] {
+        prop_assert_eq!(ids_of(store, store.dec_rows(dec)), scan(oracle, |r| r.dec == dec));
+    }
+    let eq_fields: [(EqField, &[&str], fn(&Record) -> Option<&str>); 6] = [
+        (EqField::Project, PROJECTS, |r| Some(&r.project_id)),
+        (EqField::EnterpriseProject, EPS, |r| Some(&r.enterprise_project_id)),
+        (EqField::ResourceType, TYPES, |r| Some(&r.resource_type)),
+        (EqField::ResourceAz, AZS, |r| Some(&r.resource_az)),
+        (EqField::Policy, &["r1", "r2", ""], |r| r.policy_id.as_deref()),
+        (EqField::Vault, &["r1", "r2", ""], |r| r.vault_id.as_deref()),
+    ];
+    for (field, values, get) in eq_fields {
+        for &v in values.iter().chain(&["missing"]) {
+            prop_assert_eq!(ids_of(store, store.eq_rows(field, v)), scan(oracle, |r| get(r) == Some(v)));
+        }
+        let facet_total: u64 = store.eq_values(field).map(|(_, rows)| rows.len()).sum();
+        prop_assert_eq!(facet_total as usize, oracle.records().iter().filter(|r| get(r).is_some()).count());
+    }
+    let key_fields: [(OrderKey, &[&str], fn(&Record) -> &str); 5] = [
+        (OrderKey::Id, IDS, |r| &r.id),
+        (OrderKey::CheckpointId, IDS, |r| &r.checkpoint_id),
+        (OrderKey::Name, NAMES, |r| &r.name),
+        (OrderKey::ResourceId, RESOURCES, |r| &r.resource_id),
+        (OrderKey::ResourceName, NAMES, |r| &r.resource_name),
+    ];
+    for (key, values, get) in key_fields {
+        for &v in values.iter().chain(&["missing"]) {
+            prop_assert_eq!(ids_of(store, &store.key_rows(key, v)), scan(oracle, |r| get(r) == v));
+        }
+    }
+    for &p in PATTERNS {
+        prop_assert_eq!(
+            ids_of(store, &store.contains_rows(TextField::Name, p)),
+            scan(oracle, |r| r.name.contains(p))
+        );
+        prop_assert_eq!(
+            ids_of(store, &store.contains_rows(TextField::ResourceName, p)),
+            scan(oracle, |r| r.resource_name.contains(p))
+        );
+    }
+    for &ip in IPS {
+        let ip: IpAddr = ip.parse().unwrap();
+        prop_assert_eq!(ids_of(store, &store.ip_rows(ip)), scan(oracle, |r| r.ip_addresses().contains(&ip)));
+    }
+    for &dest in PROJECTS {
+        let shared = |r: &Record, st: Option<MemberStatus>| {
+            r.members.iter().any(|m| m.dest_project_id == dest && st.is_none_or(|s| m.status == s))
+        };
+        prop_assert_eq!(ids_of(store, store.shared_rows(dest, None)), scan(oracle, |r| shared(r, None)));
+        for &st in MemberStatus::ALL {
+            prop_assert_eq!(ids_of(store, store.shared_rows(dest, Some(st))), scan(oracle, |r| shared(r, Some(st))));
+        }
+        let owned = store.eq_rows(EqField::Project, dest);
+        let entries: usize = oracle.records().iter().filter(|r| r.project_id == dest).map(|r| r.members.len()).sum();
+        prop_assert_eq!(store.sharing_entries(owned), entries as u64);
+    }
+    let (lo, hi) = (1_600_000_001_000_001, 1_600_000_003_000_003);
+    prop_assert_eq!(
+        ids_of(store, &store.created_between(lo, hi)),
+        scan(oracle, |r| (lo..=hi).contains(&r.created_at.as_micros()))
+    );
+    for key in OrderKey::ALL {
+        let mut sorted: Vec<&Record> = oracle.records().iter().collect();
+        sorted.sort_by(|a, b| cmp_records(key, a, b));
+        for desc in [false, true] {
+            let order: Vec<&str> = if desc {
+                sorted.iter().rev().map(|r| r.id.as_str()).collect()
+            } else {
+                sorted.iter().map(|r| r.id.as_str()).collect()
+            };
+            let walked: Vec<&str> = store.walk(key, desc, None).map(|r| store.id_of(r)).collect();
+            prop_assert_eq!(&walked, &order, "{:?} desc={}", key, desc);
+            for (at, marker) in order.iter().enumerate() {
+                let row = store.row_of(marker).unwrap();
+                let after: Vec<&str> = store.walk(key, desc, Some(row)).map(|r| store.id_of(r)).collect();
+                prop_assert_eq!(&after[..], &order[at + 1..], "{:?} desc={} after {}", key, desc, marker);
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+
+    #[test]
+    fn store_matches_oracle_after_every_batch(ops in proptest::collection::vec(op(), 1..24)) {
+        let mut store = Store::new();
+        let mut oracle = Oracle::new();
+        for op in ops {
+            let before = store.clone();
+            let (got, want) = match &op {
+                Op::Upsert(records) => (store.upsert(records), oracle.upsert(records)),
+                Op::Delete(ids) => (store.delete(ids), oracle.delete(ids)),
+            };
+            prop_assert_eq!(&got, &want);
+            if got.is_err() {
+                prop_assert_eq!(store.records(), before.records(), "a rejected batch changed the store");
+            }
+            // The snapshot taken before the batch still answers as before.
+            prop_assert!(before.internal_validate().is_ok());
+            check_against_oracle(&store, &oracle)?;
+        }
+    }
+}
+
+#[test]
+fn rejected_batches_change_nothing() {
+    let base = Record::from_json(&json!({
+        "id": "a", "checkpoint_id": "c", "project_id": "p", "name": "n", "status": "available",
+        "resource_id": "r", "resource_type": "t",
+        "created_at": "2020-01-01T00:00:00", "updated_at": "2020-01-01T00:00:00"
+    }))
+    .unwrap();
+    let mut store = Store::new();
+    store.upsert(std::slice::from_ref(&base)).unwrap();
+    let other = Record { id: "b".into(), ..base.clone() };
+    let dup = store.upsert(&[other.clone(), base.clone(), other.clone()]).unwrap_err();
+    assert_eq!(dup.to_string(), "record 2: field `id`: duplicate id \"b\" (also record 0 of this batch)");
+    let bad_member = Record {
+        members: vec![
+            Member { dest_project_id: "q".into(), status: MemberStatus::Accept },
+            Member { dest_project_id: "q".into(), status: MemberStatus::Pending },
+        ],
+        ..other.clone()
+    };
+    let err = store.upsert(&[other.clone(), bad_member]).unwrap_err();
+    assert!(err.to_string().starts_with("record 1: field `members[1].dest_project_id`"), "{err}");
+    let huge = Record { description: "x".repeat(super::MAX_TEXT_BYTES + 1), ..other.clone() };
+    let err = store.upsert(&[huge]).unwrap_err();
+    assert!(err.to_string().starts_with("record 0: field `description`"), "{err}");
+    let mut nested = Value::Null;
+    for _ in 0..100 {
+        nested = json!([nested]);
+    }
+    let deep = Record { children: vec![nested], ..other.clone() };
+    store.upsert(std::slice::from_ref(&deep)).unwrap();
+    assert_eq!(store.get("b").unwrap().children, deep.children);
+    store.delete(&["b"]).unwrap();
+    assert_eq!(store.delete(&["a", "nope"]).unwrap_err(), crate::ChangeError::UnknownId { index: 1, id: "nope".into() });
+    assert_eq!(
+        store.delete(&["a", "a"]).unwrap_err(),
+        crate::ChangeError::DuplicateId { index: 1, first: 0, id: "a".into() }
+    );
+    assert_eq!(store.records(), vec![base]);
+    store.internal_validate().unwrap();
+}
