@@ -44,6 +44,7 @@ mod index;
 pub mod oracle;
 mod record;
 mod store;
+pub mod synth;
 mod timestamp;
 
 pub use batch::{ids_from_json, records_from_json};

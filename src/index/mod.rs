@@ -35,7 +35,11 @@ impl BitmapIndex {
         if i >= self.by_code.len() {
             self.by_code.resize_with(i + 1, Default::default);
         }
-        Arc::make_mut(&mut self.by_code[i]).insert(row);
+        let rows = Arc::make_mut(&mut self.by_code[i]);
+        // Loads add rows in increasing order: appending is cheaper.
+        if rows.try_push(row).is_err() {
+            rows.insert(row);
+        }
     }
 
     pub(crate) fn remove(&mut self, code: u32, row: u32) {
@@ -179,6 +183,23 @@ impl IpIndex {
             IpAddr::V6(a) => {
                 self.v6.remove_by(|e| e.cmp(&(a.octets(), row)));
             }
+        }
+    }
+
+    /// Builds from every `(address, row)` pair at once, with full leaves.
+    pub(crate) fn from_pairs(pairs: impl IntoIterator<Item = (IpAddr, u32)>) -> IpIndex {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for (ip, row) in pairs {
+            match ip {
+                IpAddr::V4(a) => v4.push((a.to_bits(), row)),
+                IpAddr::V6(a) => v6.push((a.octets(), row)),
+            }
+        }
+        v4.sort_unstable();
+        v6.sort_unstable();
+        IpIndex {
+            v4: SortedSeq::from_sorted(v4),
+            v6: SortedSeq::from_sorted(v6),
         }
     }
 

@@ -44,21 +44,24 @@ impl Store {
         }
     }
 
-    /// Every live row.
-    pub(crate) fn live_rows(&self) -> &RoaringBitmap {
-        &self.live
-    }
-
     /// Rows whose `field` equals `value` (a null never equals).
     pub(crate) fn eq_rows(&self, field: EqField, value: &str) -> &RoaringBitmap {
         let (col, index) = self.eq_parts(field);
-        col.dict.code(value).and_then(|code| index.get(code)).unwrap_or(&*EMPTY)
+        col.dict
+            .code(value)
+            .and_then(|code| index.get(code))
+            .unwrap_or(&*EMPTY)
     }
 
     /// Every value of `field` with its rows, for facets.
-    pub(crate) fn eq_values(&self, field: EqField) -> impl Iterator<Item = (&str, &RoaringBitmap)> + '_ {
+    pub(crate) fn eq_values(
+        &self,
+        field: EqField,
+    ) -> impl Iterator<Item = (&str, &RoaringBitmap)> + '_ {
         let (col, index) = self.eq_parts(field);
-        index.iter().map(|(code, rows)| (col.dict.value(code), rows))
+        index
+            .iter()
+            .map(|(code, rows)| (col.dict.value(code), rows))
     }
 
     pub(crate) fn status_rows(&self, status: Status) -> &RoaringBitmap {
@@ -66,7 +69,10 @@ impl Store {
     }
 
     pub(crate) fn image_type_rows(&self, image_type: ImageType) -> &RoaringBitmap {
-        self.idx.image_type.get(image_type as u32).unwrap_or(&*EMPTY)
+        self.idx
+            .image_type
+            .get(image_type as u32)
+            .unwrap_or(&*EMPTY)
     }
 
     pub(crate) fn dec_rows(&self, dec: bool) -> &RoaringBitmap {
@@ -77,13 +83,22 @@ impl Store {
     pub(crate) fn shared_rows(&self, dest: &str, status: Option<MemberStatus>) -> &RoaringBitmap {
         let sharing = &self.idx.sharing;
         let index = status.map_or(&sharing.to, |s| &sharing.to_status[s as usize]);
-        self.cols.dests.code(dest).and_then(|code| index.get(code)).unwrap_or(&*EMPTY)
+        self.cols
+            .dests
+            .code(dest)
+            .and_then(|code| index.get(code))
+            .unwrap_or(&*EMPTY)
     }
 
     /// The number of sharing entries (members) of `rows`: one per backup
     /// and destination, counted from bitmap cardinalities alone.
     pub(crate) fn sharing_entries(&self, rows: &RoaringBitmap) -> u64 {
-        self.idx.sharing.at_least.iter().map(|b| b.intersection_len(rows)).sum()
+        self.idx
+            .sharing
+            .at_least
+            .iter()
+            .map(|b| b.intersection_len(rows))
+            .sum()
     }
 
     /// Rows holding `ip` in `backup_data.private_ip` or `eip`.
@@ -127,7 +142,10 @@ impl Store {
         }
         let probe = |&row: &u32| self.key_text(key, row).as_bytes().cmp(value.as_bytes());
         let start = seq.lower_bound(probe);
-        seq.iter_from(start).take_while(|&&row| self.key_text(key, row) == value).copied().collect()
+        seq.iter_from(start)
+            .take_while(|&&row| self.key_text(key, row) == value)
+            .copied()
+            .collect()
     }
 
     /// Rows whose `field` contains `pattern` (bytes, case-sensitive): the
@@ -137,13 +155,24 @@ impl Store {
     pub(crate) fn contains_rows(&self, field: TextField, pattern: &str) -> RoaringBitmap {
         let (col, grams, key): (&DictColumn, &TrigramIndex, OrderKey) = match field {
             TextField::Name => (&self.cols.name, &self.idx.name_grams, OrderKey::Name),
-            TextField::ResourceName => {
-                (&self.cols.resource_name, &self.idx.resource_name_grams, OrderKey::ResourceName)
-            }
+            TextField::ResourceName => (
+                &self.cols.resource_name,
+                &self.idx.resource_name_grams,
+                OrderKey::ResourceName,
+            ),
         };
         let values: Vec<&str> = match grams.candidates(pattern) {
-            Some(codes) => codes.iter().map(|c| col.dict.value(c)).filter(|v| v.contains(pattern)).collect(),
-            None => col.dict.iter().map(|(_, v)| v).filter(|v| v.contains(pattern)).collect(),
+            Some(codes) => codes
+                .iter()
+                .map(|c| col.dict.value(c))
+                .filter(|v| v.contains(pattern))
+                .collect(),
+            None => col
+                .dict
+                .iter()
+                .map(|(_, v)| v)
+                .filter(|v| v.contains(pattern))
+                .collect(),
         };
         let mut rows = RoaringBitmap::new();
         for v in values {
@@ -158,7 +187,10 @@ impl Store {
         let seq = self.idx.order(OrderKey::CreatedAt);
         let at = |row: u32| *self.cols.created_at.get(row as usize);
         let start = seq.lower_bound(|&row| at(row).cmp(&from));
-        seq.iter_from(start).take_while(|&&row| at(row) <= to).copied().collect()
+        seq.iter_from(start)
+            .take_while(|&&row| at(row) <= to)
+            .copied()
+            .collect()
     }
 
     /// The live rows in the order of `key` then `created_at` then `id`, all
@@ -175,12 +207,14 @@ impl Store {
         match (desc, after) {
             (false, None) => Box::new(seq.iter().copied()),
             (true, None) => Box::new(seq.iter_rev_before(seq.end()).copied()),
-            (false, Some(m)) => {
-                Box::new(seq.iter_from(seq.upper_bound(|&e| c.cmp_rows(key, e, m))).copied())
-            }
-            (true, Some(m)) => {
-                Box::new(seq.iter_rev_before(seq.lower_bound(|&e| c.cmp_rows(key, e, m))).copied())
-            }
+            (false, Some(m)) => Box::new(
+                seq.iter_from(seq.upper_bound(|&e| c.cmp_rows(key, e, m)))
+                    .copied(),
+            ),
+            (true, Some(m)) => Box::new(
+                seq.iter_rev_before(seq.lower_bound(|&e| c.cmp_rows(key, e, m)))
+                    .copied(),
+            ),
         }
     }
 

@@ -37,16 +37,25 @@
 //! Every structure is copy-on-write: cloning a store is cheap, and the clone
 //! shares everything until one side writes (see [`crate::Engine`]).
 
+// The access paths are the query layer's building blocks; until it lands
+// they are exercised by the property tests alone.
+#[cfg_attr(not(test), allow(dead_code))]
+mod access;
 mod column;
 mod dict;
+#[cfg(test)]
+mod proptests;
 mod validate;
 
 use std::cmp::Ordering;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use roaring::RoaringBitmap;
 use serde_json::{Map, Value};
 
+#[cfg_attr(not(test), allow(unused_imports))]
+pub(crate) use access::{EqField, TextField};
 pub(crate) use column::{Chunked, StrColumn, MAX_TEXT_BYTES};
 pub(crate) use dict::{Dict, DictColumn, NULL_CODE};
 
@@ -104,7 +113,7 @@ pub(crate) struct Columns {
     pub(crate) project: DictColumn,
     pub(crate) ep: DictColumn,
     pub(crate) name: DictColumn,
-    pub(crate) description: StrColumn,
+    pub(crate) description: DictColumn,
     pub(crate) status: Chunked<Status>,
     pub(crate) resource_id: DictColumn,
     pub(crate) resource_name: DictColumn,
@@ -114,8 +123,8 @@ pub(crate) struct Columns {
     pub(crate) image_type: Chunked<ImageType>,
     pub(crate) policy: DictColumn,
     pub(crate) vault: DictColumn,
-    pub(crate) provider_id: StrColumn,
-    pub(crate) parent_id: StrColumn,
+    pub(crate) provider_id: DictColumn,
+    pub(crate) parent_id: DictColumn,
     pub(crate) dec: Chunked<bool>,
     pub(crate) created_at: Chunked<i64>,
     pub(crate) updated_at: Chunked<i64>,
@@ -140,9 +149,6 @@ impl Columns {
         for c in [
             &mut self.id,
             &mut self.checkpoint_id,
-            &mut self.description,
-            &mut self.provider_id,
-            &mut self.parent_id,
             &mut self.extend_info,
             &mut self.backup_data,
             &mut self.replication_records,
@@ -160,6 +166,9 @@ impl Columns {
             &mut self.resource_az,
             &mut self.policy,
             &mut self.vault,
+            &mut self.description,
+            &mut self.provider_id,
+            &mut self.parent_id,
         ] {
             c.push_null();
         }
@@ -301,6 +310,66 @@ impl Indexes {
     }
 }
 
+/// A timestamp as an unsigned integer with the same order.
+#[inline]
+fn time_rank(micros: i64) -> u64 {
+    (micros as u64) ^ (1 << 63)
+}
+
+/// The rank of each code of a dictionary column in the byte order of the
+/// values, so that a sort compares integers instead of strings.
+fn dict_ranks(col: &DictColumn) -> Vec<u64> {
+    let mut values: Vec<(u32, &str)> = col.dict.iter().collect();
+    values.sort_unstable_by(|a, b| a.1.as_bytes().cmp(b.1.as_bytes()));
+    let mut ranks = vec![0; col.dict.code_bound()];
+    for (rank, (code, _)) in values.into_iter().enumerate() {
+        ranks[code as usize] = rank as u64;
+    }
+    ranks
+}
+
+/// The live rows in the order of the ordered index of `key`.
+fn sorted_rows(cols: &Columns, live: &RoaringBitmap, key: OrderKey) -> Vec<u32> {
+    let c = cols;
+    let id = |row: u32| c.id.str(row as usize).as_bytes();
+    let primary: Box<dyn Fn(usize) -> u64 + '_> = match key {
+        OrderKey::Id | OrderKey::CheckpointId => {
+            let mut rows: Vec<u32> = live.iter().collect();
+            rows.sort_unstable_by(|&a, &b| c.cmp_rows(key, a, b));
+            return rows;
+        }
+        OrderKey::CreatedAt => Box::new(|_| 0),
+        OrderKey::UpdatedAt => Box::new(|i| time_rank(*c.updated_at.get(i))),
+        OrderKey::ProtectedAt => Box::new(|i| time_rank(*c.protected_at.get(i))),
+        OrderKey::Status => Box::new(|i| *c.status.get(i) as u64),
+        OrderKey::Name | OrderKey::ResourceId | OrderKey::ResourceName => {
+            let col = match key {
+                OrderKey::Name => &c.name,
+                OrderKey::ResourceId => &c.resource_id,
+                _ => &c.resource_name,
+            };
+            let ranks = dict_ranks(col);
+            Box::new(move |i| ranks.get(col.code(i) as usize).copied().unwrap_or(0))
+        }
+    };
+    let mut keyed: Vec<(u64, u64, u32)> = live
+        .iter()
+        .map(|row| {
+            (
+                primary(row as usize),
+                time_rank(*c.created_at.get(row as usize)),
+                row,
+            )
+        })
+        .collect();
+    keyed.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| id(a.2).cmp(id(b.2)))
+    });
+    keyed.into_iter().map(|(_, _, row)| row).collect()
+}
+
 /// A record checked and serialized, ready to be written.
 struct Prepared<'a> {
     record: &'a Record,
@@ -398,6 +467,7 @@ impl Store {
     pub fn upsert(&mut self, records: &[Record]) -> Result<usize, ChangeError> {
         let prepared = self.prepare(records)?;
         let bulk = records.len() >= BULK_MIN && records.len() >= self.len();
+        let mut batch_ips = Vec::new();
         for p in &prepared {
             let row = match p.existing {
                 Some(row) => {
@@ -407,9 +477,23 @@ impl Store {
                 None => self.alloc_row(),
             };
             self.write(row, p);
-            self.index(row, p, !bulk);
+            self.index(row, !bulk);
+            if bulk {
+                batch_ips.extend(p.ips.iter().map(|&ip| (ip, row)));
+            } else {
+                for &ip in &p.ips {
+                    self.idx.ips.insert(ip, row);
+                }
+            }
         }
         if bulk {
+            // Rows the batch did not touch keep their addresses.
+            let mut touched: RoaringBitmap = batch_ips.iter().map(|&(_, row)| row).collect();
+            touched.extend(prepared.iter().filter_map(|p| p.existing));
+            for row in (&self.live - &touched).iter() {
+                batch_ips.extend(self.cols.ips(row as usize).into_iter().map(|ip| (ip, row)));
+            }
+            self.idx.ips = IpIndex::from_pairs(batch_ips);
             self.rebuild_orders();
         }
         Ok(records.len())
@@ -476,9 +560,9 @@ impl Store {
         let (r, i, c) = (p.record, row as usize, &mut self.cols);
         c.id.set(i, Some(&r.id));
         c.checkpoint_id.set(i, Some(&r.checkpoint_id));
-        c.description.set(i, Some(&r.description));
-        c.provider_id.set(i, r.provider_id.as_deref());
-        c.parent_id.set(i, r.parent_id.as_deref());
+        c.description.assign(i, Some(&r.description));
+        c.provider_id.assign(i, r.provider_id.as_deref());
+        c.parent_id.assign(i, r.parent_id.as_deref());
         for (col, text) in [
             (&mut c.extend_info, &p.payload[0]),
             (&mut c.backup_data, &p.payload[1]),
@@ -524,8 +608,9 @@ impl Store {
         c.members.set(i, members);
     }
 
-    /// Adds a freshly written row to every index.
-    fn index(&mut self, row: u32, p: &Prepared<'_>, ordered: bool) {
+    /// Adds a freshly written row to every index but the ip index, which
+    /// the caller feeds from the prepared addresses.
+    fn index(&mut self, row: u32, ordered: bool) {
         let (c, x, i) = (&self.cols, &mut self.idx, row as usize);
         x.status.insert(*c.status.get(i) as u32, row);
         x.image_type.insert(*c.image_type.get(i) as u32, row);
@@ -544,9 +629,6 @@ impl Store {
             }
         }
         x.sharing.insert(row, c.members.get(i));
-        for &ip in &p.ips {
-            x.ips.insert(ip, row);
-        }
         if ordered {
             for key in OrderKey::ALL {
                 x.orders[key as usize].insert_by(row, |&a, &b| c.cmp_rows(key, a, b));
@@ -587,7 +669,14 @@ impl Store {
             index.remove(col.code(i), row);
             col.clear(i);
         }
-        c.resource_id.clear(i);
+        for col in [
+            &mut c.resource_id,
+            &mut c.description,
+            &mut c.provider_id,
+            &mut c.parent_id,
+        ] {
+            col.clear(i);
+        }
         if let Some((code, text)) = c.name.clear(i) {
             x.name_grams.remove(code, &text);
         }
@@ -602,9 +691,6 @@ impl Store {
         for col in [
             &mut c.id,
             &mut c.checkpoint_id,
-            &mut c.description,
-            &mut c.provider_id,
-            &mut c.parent_id,
             &mut c.extend_info,
             &mut c.backup_data,
             &mut c.replication_records,
@@ -614,13 +700,49 @@ impl Store {
         }
     }
 
-    /// Sorts the live rows once per ordered index.
+    /// Builds every ordered index by sorting the live rows, on up to
+    /// `available_parallelism` threads (one index at a time per thread, to
+    /// bound the scratch memory).
     fn rebuild_orders(&mut self) {
-        let c = &self.cols;
-        for key in OrderKey::ALL {
-            let mut rows: Vec<u32> = self.live.iter().collect();
-            rows.sort_unstable_by(|&a, &b| c.cmp_rows(key, a, b));
-            self.idx.orders[key as usize] = SortedSeq::from_sorted(rows);
+        let keys = OrderKey::ALL;
+        let next = AtomicUsize::new(0);
+        let (cols, live) = (&self.cols, &self.live);
+        let work = || {
+            let mut built = Vec::new();
+            loop {
+                let k = next.fetch_add(1, AtomicOrdering::Relaxed);
+                let Some(&key) = keys.get(k) else {
+                    return built;
+                };
+                built.push((key, SortedSeq::from_sorted(sorted_rows(cols, live, key))));
+            }
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(keys.len());
+        let results: Vec<(OrderKey, SortedSeq<u32>)> = std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads)
+                .filter_map(|i| {
+                    std::thread::Builder::new()
+                        .name(format!("backdex-sort-{i}"))
+                        .spawn_scoped(scope, work)
+                        .ok()
+                })
+                .collect();
+            let mut all = work();
+            for h in helpers {
+                // A helper can only fail by panicking; its keys are rebuilt below.
+                all.extend(h.join().unwrap_or_default());
+            }
+            all
+        });
+        let mut done = [false; OrderKey::ALL.len()];
+        for (key, seq) in results {
+            self.idx.orders[key as usize] = seq;
+            done[key as usize] = true;
+        }
+        for key in keys.into_iter().filter(|k| !done[*k as usize]) {
+            self.idx.orders[key as usize] = SortedSeq::from_sorted(sorted_rows(cols, live, key));
         }
     }
 
@@ -629,16 +751,8 @@ impl Store {
     pub fn memory_usage(&self) -> MemoryUsage {
         let c = &self.cols;
         let x = &self.idx;
-        let columns = [
-            &c.id,
-            &c.checkpoint_id,
-            &c.description,
-            &c.provider_id,
-            &c.parent_id,
-        ]
-        .iter()
-        .map(|s| s.heap_bytes())
-        .sum::<usize>()
+        let columns = c.id.heap_bytes()
+            + c.checkpoint_id.heap_bytes()
             + [
                 &c.project,
                 &c.ep,
@@ -649,6 +763,9 @@ impl Store {
                 &c.resource_az,
                 &c.policy,
                 &c.vault,
+                &c.description,
+                &c.provider_id,
+                &c.parent_id,
             ]
             .iter()
             .map(|d| d.heap_bytes())

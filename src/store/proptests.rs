@@ -17,18 +17,45 @@ use crate::record::{ImageType, Member, MemberStatus, Record, Status};
 use crate::timestamp::Timestamp;
 
 // Small pools, so that ids, names, timestamps and values collide a lot.
-const IDS: &[&str] = &["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "B1", "b10", "é", "b1 ", "zz"];
+const IDS: &[&str] = &[
+    "b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "B1", "b10", "é", "b1 ", "zz",
+];
 const PROJECTS: &[&str] = &["p0", "p1", "p2", "p3"];
 const EPS: &[&str] = &["0", "ep1", "ep2"];
-const NAMES: &[&str] = &["", "a", "ab", "autobk_b629", "autobk_b62", "manualbk_47222", "bk_", "é漢字bk", "AUTOBK"];
-const PATTERNS: &[&str] = &["a", "b", "ab", "bk", "bk_", "autobk", "629", "漢字", "é", "zzz", "AUTO", "_b6"];
+const NAMES: &[&str] = &[
+    "",
+    "a",
+    "ab",
+    "autobk_b629",
+    "autobk_b62",
+    "manualbk_47222",
+    "bk_",
+    "é漢字bk",
+    "AUTOBK",
+];
+const PATTERNS: &[&str] = &[
+    "a", "b", "ab", "bk", "bk_", "autobk", "629", "漢字", "é", "zzz", "AUTO", "_b6",
+];
 const TYPES: &[&str] = &["OS::Nova::Server", "OS::Cinder::Volume", "x"];
 const AZS: &[&str] = &["", "az1", "az2"];
 const REFS: &[Option<&str>] = &[None, Some("r1"), Some("r2")];
 const RESOURCES: &[&str] = &["vm1", "vm2", "vol1", ""];
-const IP_TEXTS: &[&str] =
-    &["", "10.0.0.1", "10.0.0.1, 10.0.0.2", "bogus", "2001:db8::1", "::ffff:10.0.0.1", " 10.0.0.2 ,fe80::1%eth0"];
-const IPS: &[&str] = &["10.0.0.1", "10.0.0.2", "2001:DB8::1", "::ffff:10.0.0.1", "10.0.0.3"];
+const IP_TEXTS: &[&str] = &[
+    "",
+    "10.0.0.1",
+    "10.0.0.1, 10.0.0.2",
+    "bogus",
+    "2001:db8::1",
+    "::ffff:10.0.0.1",
+    " 10.0.0.2 ,fe80::1%eth0",
+];
+const IPS: &[&str] = &[
+    "10.0.0.1",
+    "10.0.0.2",
+    "2001:DB8::1",
+    "::ffff:10.0.0.1",
+    "10.0.0.3",
+];
 
 fn time() -> impl Strategy<Value = Timestamp> {
     (0i64..6).prop_map(|s| Timestamp::from_micros(1_600_000_000_000_000 + s * 1_000_001).unwrap())
@@ -43,18 +70,49 @@ fn s(pool: &'static [&'static str]) -> impl Strategy<Value = String> {
 }
 
 fn record() -> impl Strategy<Value = Record> {
-    let ids = (s(IDS), s(IDS), s(PROJECTS), s(EPS), s(NAMES), s(NAMES), s(RESOURCES));
-    let enums = (select(Status::ALL), select(ImageType::ALL), any::<bool>(), s(TYPES), s(AZS), 0u64..3);
+    let ids = (
+        s(IDS),
+        s(IDS),
+        s(PROJECTS),
+        s(EPS),
+        s(NAMES),
+        s(NAMES),
+        s(RESOURCES),
+    );
+    let enums = (
+        select(Status::ALL),
+        select(ImageType::ALL),
+        any::<bool>(),
+        s(TYPES),
+        s(AZS),
+        0u64..3,
+    );
     let refs = (owned(REFS), owned(REFS), owned(REFS), owned(REFS));
-    let times = (time(), time(), proptest::option::of(time()), proptest::option::of(time()));
+    let times = (
+        time(),
+        time(),
+        proptest::option::of(time()),
+        proptest::option::of(time()),
+    );
     let members = subsequence(PROJECTS, 0..=3).prop_flat_map(|dests| {
         let n = dests.len();
-        (Just(dests), proptest::collection::vec(select(MemberStatus::ALL), n))
+        (
+            Just(dests),
+            proptest::collection::vec(select(MemberStatus::ALL), n),
+        )
     });
     let ips = (select(IP_TEXTS), select(IP_TEXTS), any::<bool>());
     (ids, enums, refs, times, members, ips).prop_map(
         |(
-            (id, checkpoint_id, project_id, enterprise_project_id, name, resource_name, resource_id),
+            (
+                id,
+                checkpoint_id,
+                project_id,
+                enterprise_project_id,
+                name,
+                resource_name,
+                resource_id,
+            ),
             (status, image_type, dec, resource_type, resource_az, resource_size),
             (policy_id, vault_id, provider_id, parent_id),
             (created_at, updated_at, protected_at, expired_at),
@@ -63,7 +121,10 @@ fn record() -> impl Strategy<Value = Record> {
         )| {
             let mut backup_data = Map::new();
             backup_data.insert("private_ip".into(), json!(private_ip));
-            backup_data.insert("eip".into(), if eip_is_number { json!(7) } else { json!(eip) });
+            backup_data.insert(
+                "eip".into(),
+                if eip_is_number { json!(7) } else { json!(eip) },
+            );
             Record {
                 id,
                 checkpoint_id,
@@ -87,14 +148,20 @@ fn record() -> impl Strategy<Value = Record> {
                 updated_at,
                 protected_at,
                 expired_at,
-                extend_info: json!({"k": [1, 2.5, null]}).as_object().cloned().unwrap_or_default(),
+                extend_info: json!({"k": [1, 2.5, null]})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
                 backup_data,
                 replication_records: vec![json!({"id": "rep"})],
                 children: Vec::new(),
                 members: dests
                     .into_iter()
                     .zip(statuses)
-                    .map(|(d, status)| Member { dest_project_id: d.to_owned(), status })
+                    .map(|(d, status)| Member {
+                        dest_project_id: d.to_owned(),
+                        status,
+                    })
                     .collect(),
             }
         },
@@ -127,15 +194,27 @@ fn cmp_records(key: OrderKey, a: &Record, b: &Record) -> Ordering {
         OrderKey::ResourceName => a.resource_name.as_bytes().cmp(b.resource_name.as_bytes()),
         OrderKey::CheckpointId => a.checkpoint_id.as_bytes().cmp(b.checkpoint_id.as_bytes()),
     };
-    primary.then(a.created_at.cmp(&b.created_at)).then(a.id.as_bytes().cmp(b.id.as_bytes()))
+    primary
+        .then(a.created_at.cmp(&b.created_at))
+        .then(a.id.as_bytes().cmp(b.id.as_bytes()))
 }
+
+/// Reads one string field of a record.
+type Field = fn(&Record) -> &str;
+/// Reads one nullable string field of a record.
+type OptionalField = fn(&Record) -> Option<&str>;
 
 fn ids_of(store: &Store, rows: &RoaringBitmap) -> BTreeSet<String> {
     rows.iter().map(|r| store.id_of(r).to_owned()).collect()
 }
 
 fn scan(oracle: &Oracle, keep: impl Fn(&Record) -> bool) -> BTreeSet<String> {
-    oracle.records().iter().filter(|r| keep(r)).map(|r| r.id.clone()).collect()
+    oracle
+        .records()
+        .iter()
+        .filter(|r| keep(r))
+        .map(|r| r.id.clone())
+        .collect()
 }
 
 fn check_against_oracle(store: &Store, oracle: &Oracle) -> Result<(), TestCaseError> {
@@ -148,30 +227,49 @@ fn check_against_oracle(store: &Store, oracle: &Oracle) -> Result<(), TestCaseEr
     prop_assert_eq!(store.len(), oracle.records().len());
 
     for &status in Status::ALL {
-        prop_assert_eq!(ids_of(store, store.status_rows(status)), scan(oracle, |r| r.status == status));
+        prop_assert_eq!(
+            ids_of(store, store.status_rows(status)),
+            scan(oracle, |r| r.status == status)
+        );
     }
     for &t in ImageType::ALL {
-        prop_assert_eq!(ids_of(store, store.image_type_rows(t)), scan(oracle, |r| r.image_type == t));
+        prop_assert_eq!(
+            ids_of(store, store.image_type_rows(t)),
+            scan(oracle, |r| r.image_type == t)
+        );
     }
     for dec in [false, true] {
-        prop_assert_eq!(ids_of(store, store.dec_rows(dec)), scan(oracle, |r| r.dec == dec));
+        prop_assert_eq!(
+            ids_of(store, store.dec_rows(dec)),
+            scan(oracle, |r| r.dec == dec)
+        );
     }
-    let eq_fields: [(EqField, &[&str], fn(&Record) -> Option<&str>); 6] = [
+    let eq_fields: [(EqField, &[&str], OptionalField); 6] = [
         (EqField::Project, PROJECTS, |r| Some(&r.project_id)),
-        (EqField::EnterpriseProject, EPS, |r| Some(&r.enterprise_project_id)),
+        (EqField::EnterpriseProject, EPS, |r| {
+            Some(&r.enterprise_project_id)
+        }),
         (EqField::ResourceType, TYPES, |r| Some(&r.resource_type)),
         (EqField::ResourceAz, AZS, |r| Some(&r.resource_az)),
-        (EqField::Policy, &["r1", "r2", ""], |r| r.policy_id.as_deref()),
+        (EqField::Policy, &["r1", "r2", ""], |r| {
+            r.policy_id.as_deref()
+        }),
         (EqField::Vault, &["r1", "r2", ""], |r| r.vault_id.as_deref()),
     ];
     for (field, values, get) in eq_fields {
         for &v in values.iter().chain(&["missing"]) {
-            prop_assert_eq!(ids_of(store, store.eq_rows(field, v)), scan(oracle, |r| get(r) == Some(v)));
+            prop_assert_eq!(
+                ids_of(store, store.eq_rows(field, v)),
+                scan(oracle, |r| get(r) == Some(v))
+            );
         }
         let facet_total: u64 = store.eq_values(field).map(|(_, rows)| rows.len()).sum();
-        prop_assert_eq!(facet_total as usize, oracle.records().iter().filter(|r| get(r).is_some()).count());
+        prop_assert_eq!(
+            facet_total as usize,
+            oracle.records().iter().filter(|r| get(r).is_some()).count()
+        );
     }
-    let key_fields: [(OrderKey, &[&str], fn(&Record) -> &str); 5] = [
+    let key_fields: [(OrderKey, &[&str], Field); 5] = [
         (OrderKey::Id, IDS, |r| &r.id),
         (OrderKey::CheckpointId, IDS, |r| &r.checkpoint_id),
         (OrderKey::Name, NAMES, |r| &r.name),
@@ -180,7 +278,10 @@ fn check_against_oracle(store: &Store, oracle: &Oracle) -> Result<(), TestCaseEr
     ];
     for (key, values, get) in key_fields {
         for &v in values.iter().chain(&["missing"]) {
-            prop_assert_eq!(ids_of(store, &store.key_rows(key, v)), scan(oracle, |r| get(r) == v));
+            prop_assert_eq!(
+                ids_of(store, &store.key_rows(key, v)),
+                scan(oracle, |r| get(r) == v)
+            );
         }
     }
     for &p in PATTERNS {
@@ -195,18 +296,34 @@ fn check_against_oracle(store: &Store, oracle: &Oracle) -> Result<(), TestCaseEr
     }
     for &ip in IPS {
         let ip: IpAddr = ip.parse().unwrap();
-        prop_assert_eq!(ids_of(store, &store.ip_rows(ip)), scan(oracle, |r| r.ip_addresses().contains(&ip)));
+        prop_assert_eq!(
+            ids_of(store, &store.ip_rows(ip)),
+            scan(oracle, |r| r.ip_addresses().contains(&ip))
+        );
     }
     for &dest in PROJECTS {
         let shared = |r: &Record, st: Option<MemberStatus>| {
-            r.members.iter().any(|m| m.dest_project_id == dest && st.is_none_or(|s| m.status == s))
+            r.members
+                .iter()
+                .any(|m| m.dest_project_id == dest && st.is_none_or(|s| m.status == s))
         };
-        prop_assert_eq!(ids_of(store, store.shared_rows(dest, None)), scan(oracle, |r| shared(r, None)));
+        prop_assert_eq!(
+            ids_of(store, store.shared_rows(dest, None)),
+            scan(oracle, |r| shared(r, None))
+        );
         for &st in MemberStatus::ALL {
-            prop_assert_eq!(ids_of(store, store.shared_rows(dest, Some(st))), scan(oracle, |r| shared(r, Some(st))));
+            prop_assert_eq!(
+                ids_of(store, store.shared_rows(dest, Some(st))),
+                scan(oracle, |r| shared(r, Some(st)))
+            );
         }
         let owned = store.eq_rows(EqField::Project, dest);
-        let entries: usize = oracle.records().iter().filter(|r| r.project_id == dest).map(|r| r.members.len()).sum();
+        let entries: usize = oracle
+            .records()
+            .iter()
+            .filter(|r| r.project_id == dest)
+            .map(|r| r.members.len())
+            .sum();
         prop_assert_eq!(store.sharing_entries(owned), entries as u64);
     }
     let (lo, hi) = (1_600_000_001_000_001, 1_600_000_003_000_003);
@@ -223,12 +340,25 @@ fn check_against_oracle(store: &Store, oracle: &Oracle) -> Result<(), TestCaseEr
             } else {
                 sorted.iter().map(|r| r.id.as_str()).collect()
             };
-            let walked: Vec<&str> = store.walk(key, desc, None).map(|r| store.id_of(r)).collect();
+            let walked: Vec<&str> = store
+                .walk(key, desc, None)
+                .map(|r| store.id_of(r))
+                .collect();
             prop_assert_eq!(&walked, &order, "{:?} desc={}", key, desc);
             for (at, marker) in order.iter().enumerate() {
                 let row = store.row_of(marker).unwrap();
-                let after: Vec<&str> = store.walk(key, desc, Some(row)).map(|r| store.id_of(r)).collect();
-                prop_assert_eq!(&after[..], &order[at + 1..], "{:?} desc={} after {}", key, desc, marker);
+                let after: Vec<&str> = store
+                    .walk(key, desc, Some(row))
+                    .map(|r| store.id_of(r))
+                    .collect();
+                prop_assert_eq!(
+                    &after[..],
+                    &order[at + 1..],
+                    "{:?} desc={} after {}",
+                    key,
+                    desc,
+                    marker
+                );
             }
         }
     }
@@ -269,34 +399,146 @@ fn rejected_batches_change_nothing() {
     .unwrap();
     let mut store = Store::new();
     store.upsert(std::slice::from_ref(&base)).unwrap();
-    let other = Record { id: "b".into(), ..base.clone() };
-    let dup = store.upsert(&[other.clone(), base.clone(), other.clone()]).unwrap_err();
-    assert_eq!(dup.to_string(), "record 2: field `id`: duplicate id \"b\" (also record 0 of this batch)");
+    let other = Record {
+        id: "b".into(),
+        ..base.clone()
+    };
+    let dup = store
+        .upsert(&[other.clone(), base.clone(), other.clone()])
+        .unwrap_err();
+    assert_eq!(
+        dup.to_string(),
+        "record 2: field `id`: duplicate id \"b\" (also record 0 of this batch)"
+    );
     let bad_member = Record {
         members: vec![
-            Member { dest_project_id: "q".into(), status: MemberStatus::Accept },
-            Member { dest_project_id: "q".into(), status: MemberStatus::Pending },
+            Member {
+                dest_project_id: "q".into(),
+                status: MemberStatus::Accept,
+            },
+            Member {
+                dest_project_id: "q".into(),
+                status: MemberStatus::Pending,
+            },
         ],
         ..other.clone()
     };
     let err = store.upsert(&[other.clone(), bad_member]).unwrap_err();
-    assert!(err.to_string().starts_with("record 1: field `members[1].dest_project_id`"), "{err}");
-    let huge = Record { description: "x".repeat(super::MAX_TEXT_BYTES + 1), ..other.clone() };
+    assert!(
+        err.to_string()
+            .starts_with("record 1: field `members[1].dest_project_id`"),
+        "{err}"
+    );
+    let huge = Record {
+        description: "x".repeat(super::MAX_TEXT_BYTES + 1),
+        ..other.clone()
+    };
     let err = store.upsert(&[huge]).unwrap_err();
-    assert!(err.to_string().starts_with("record 0: field `description`"), "{err}");
+    assert!(
+        err.to_string().starts_with("record 0: field `description`"),
+        "{err}"
+    );
     let mut nested = Value::Null;
     for _ in 0..100 {
         nested = json!([nested]);
     }
-    let deep = Record { children: vec![nested], ..other.clone() };
+    let deep = Record {
+        children: vec![nested],
+        ..other.clone()
+    };
     store.upsert(std::slice::from_ref(&deep)).unwrap();
     assert_eq!(store.get("b").unwrap().children, deep.children);
     store.delete(&["b"]).unwrap();
-    assert_eq!(store.delete(&["a", "nope"]).unwrap_err(), crate::ChangeError::UnknownId { index: 1, id: "nope".into() });
+    assert_eq!(
+        store.delete(&["a", "nope"]).unwrap_err(),
+        crate::ChangeError::UnknownId {
+            index: 1,
+            id: "nope".into()
+        }
+    );
     assert_eq!(
         store.delete(&["a", "a"]).unwrap_err(),
-        crate::ChangeError::DuplicateId { index: 1, first: 0, id: "a".into() }
+        crate::ChangeError::DuplicateId {
+            index: 1,
+            first: 0,
+            id: "a".into()
+        }
     );
     assert_eq!(store.records(), vec![base]);
     store.internal_validate().unwrap();
+}
+
+#[test]
+fn bulk_loads_and_large_replacements_match_the_oracle() {
+    use crate::synth::{generate, SynthConfig};
+    let config = SynthConfig {
+        records: 6000,
+        projects: 40,
+        seed: 3,
+        slim: false,
+    };
+    let first: Vec<Record> = generate(&config).collect();
+    let mut store = Store::new();
+    let mut oracle = Oracle::new();
+    assert_eq!(store.upsert(&first), Ok(6000));
+    oracle.upsert(&first).unwrap();
+    store.internal_validate().unwrap();
+
+    // Replace every other record (with new contents) and add as many new
+    // ones: a second bulk batch over a non-empty store.
+    let fresh: Vec<Record> = generate(&SynthConfig {
+        seed: 4,
+        ..config.clone()
+    })
+    .collect();
+    let mut second: Vec<Record> = Vec::new();
+    for (i, (old, new)) in first.iter().zip(&fresh).enumerate() {
+        if i % 2 == 0 {
+            second.push(Record {
+                id: old.id.clone(),
+                ..new.clone()
+            });
+        } else {
+            second.push(new.clone());
+        }
+    }
+    assert_eq!(store.upsert(&second), Ok(6000));
+    oracle.upsert(&second).unwrap();
+    let gone: Vec<&str> = first
+        .iter()
+        .skip(1)
+        .step_by(3)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(store.delete(&gone), Ok(gone.len()));
+    oracle.delete(&gone).unwrap();
+    // A small batch after the bulk ones takes the row-by-row path.
+    assert_eq!(store.upsert(&fresh[..10]), Ok(10));
+    oracle.upsert(&fresh[..10]).unwrap();
+    store.internal_validate().unwrap();
+
+    let mut expected = oracle.records().to_vec();
+    expected.sort_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
+    assert_eq!(store.records(), expected);
+    for key in OrderKey::ALL {
+        let mut sorted: Vec<&Record> = oracle.records().iter().collect();
+        sorted.sort_by(|a, b| cmp_records(key, a, b));
+        let walked: Vec<&str> = store
+            .walk(key, true, None)
+            .map(|r| store.id_of(r))
+            .collect();
+        let order: Vec<&str> = sorted.iter().rev().map(|r| r.id.as_str()).collect();
+        assert_eq!(walked, order, "{key:?}");
+    }
+    let big = &oracle.records()[17].project_id;
+    let owned = store.eq_rows(EqField::Project, big);
+    assert_eq!(
+        ids_of(&store, owned),
+        scan(&oracle, |r| &r.project_id == big)
+    );
+    let pattern = "bk_1";
+    assert_eq!(
+        ids_of(&store, &store.contains_rows(TextField::Name, pattern)),
+        scan(&oracle, |r| r.name.contains(pattern))
+    );
 }

@@ -89,7 +89,7 @@ impl Store {
     pub fn internal_validate(&self) -> Result<(), String> {
         let (c, x) = (&self.cols, &self.idx);
         let rows = c.rows();
-        if (&self.live & &self.free).len() != 0
+        if !(&self.live & &self.free).is_empty()
             || self.live.len() + self.free.len() != rows as u64
             || self.live.max().is_some_and(|m| m as usize >= rows)
             || self.free.max().is_some_and(|m| m as usize >= rows)
@@ -181,6 +181,9 @@ impl Store {
             ("resource_az", &c.resource_az),
             ("policy_id", &c.policy),
             ("vault_id", &c.vault),
+            ("description", &c.description),
+            ("provider_id", &c.provider_id),
+            ("parent_id", &c.parent_id),
         ] {
             check_dict(name, col, &self.live)?;
         }
