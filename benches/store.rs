@@ -21,7 +21,12 @@ fn record_count() -> usize {
 }
 
 fn dataset(n: usize) -> Vec<Record> {
-    generate(&SynthConfig { records: n, slim: true, ..SynthConfig::default() }).collect()
+    generate(&SynthConfig {
+        records: n,
+        slim: true,
+        ..SynthConfig::default()
+    })
+    .collect()
 }
 
 fn bench_store(c: &mut Criterion) {
@@ -29,7 +34,9 @@ fn bench_store(c: &mut Criterion) {
     let records = dataset(n);
 
     let mut group = c.benchmark_group("load");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
     group.throughput(Throughput::Elements(n as u64));
     group.bench_function(BenchmarkId::new("store_upsert_all", n), |b| {
         b.iter_custom(|iters| {
@@ -47,29 +54,49 @@ fn bench_store(c: &mut Criterion) {
     group.finish();
 
     let engine = Engine::new();
-    engine.upsert(&records).expect("synthetic records are valid");
+    engine
+        .upsert(&records)
+        .expect("synthetic records are valid");
     let mut oracle = Oracle::new();
-    oracle.upsert(&records).expect("synthetic records are valid");
+    oracle
+        .upsert(&records)
+        .expect("synthetic records are valid");
 
     // 100 records re-written with a new status, as a backup service's
     // worker would: the engine clones the current version, applies, swaps.
     let mut group = c.benchmark_group("change");
     group.throughput(Throughput::Elements(100));
-    let batch: Vec<Record> = records[..100].iter().map(|r| Record { status: Status::Error, ..r.clone() }).collect();
+    let batch: Vec<Record> = records[..100]
+        .iter()
+        .map(|r| Record {
+            status: Status::Error,
+            ..r.clone()
+        })
+        .collect();
     group.bench_function(BenchmarkId::new("engine_upsert_100", n), |b| {
         b.iter(|| engine.upsert(black_box(&batch)).expect("valid"))
     });
     let snapshot = engine.snapshot();
-    group.bench_function(BenchmarkId::new("snapshot_clone", n), |b| b.iter(|| black_box(Store::clone(&snapshot))));
+    group.bench_function(BenchmarkId::new("snapshot_clone", n), |b| {
+        b.iter(|| black_box(Store::clone(&snapshot)))
+    });
     group.finish();
 
     // Point lookups: the store's id index against the oracle's scan.
     let store = engine.snapshot();
     let probe = records[n / 2].id.clone();
-    assert_eq!(store.get(&probe).as_ref(), oracle.get(&probe), "both paths agree before timing");
+    assert_eq!(
+        store.get(&probe).as_ref(),
+        oracle.get(&probe),
+        "both paths agree before timing"
+    );
     let mut group = c.benchmark_group("get_by_id");
-    group.bench_function(BenchmarkId::new("store", n), |b| b.iter(|| store.get(black_box(&probe))));
-    group.bench_function(BenchmarkId::new("oracle_scan", n), |b| b.iter(|| oracle.get(black_box(&probe)).cloned()));
+    group.bench_function(BenchmarkId::new("store", n), |b| {
+        b.iter(|| store.get(black_box(&probe)))
+    });
+    group.bench_function(BenchmarkId::new("oracle_scan", n), |b| {
+        b.iter(|| oracle.get(black_box(&probe)).cloned())
+    });
     group.finish();
 }
 

@@ -81,6 +81,46 @@ pub(crate) fn check_upsert(records: &[Record]) -> Result<Vec<[String; 4]>, Chang
                 ),
             ));
         }
+        for (field, depth) in [
+            (
+                "extend_info",
+                1 + record
+                    .extend_info
+                    .values()
+                    .map(json_depth)
+                    .max()
+                    .unwrap_or(0),
+            ),
+            (
+                "backup_data",
+                1 + record
+                    .backup_data
+                    .values()
+                    .map(json_depth)
+                    .max()
+                    .unwrap_or(0),
+            ),
+            (
+                "replication_records",
+                1 + record
+                    .replication_records
+                    .iter()
+                    .map(json_depth)
+                    .max()
+                    .unwrap_or(0),
+            ),
+            (
+                "children",
+                1 + record.children.iter().map(json_depth).max().unwrap_or(0),
+            ),
+        ] {
+            if depth > MAX_OPAQUE_DEPTH {
+                return Err(fail(
+                    field,
+                    format!("nested {depth} levels deep; the limit is {MAX_OPAQUE_DEPTH}"),
+                ));
+            }
+        }
         let payload = [
             json_text(&record.extend_info),
             json_text(&record.backup_data),
@@ -141,6 +181,27 @@ pub(crate) fn check_delete<S: AsRef<str>, T>(
         })?);
     }
     Ok(found)
+}
+
+/// The deepest nesting an opaque part may have (the part itself is level
+/// 1). The store keeps opaque parts as JSON text and parses them back when
+/// a record is read; serde_json refuses to parse past 128 levels, so deeper
+/// parts are refused up front rather than lost later.
+pub const MAX_OPAQUE_DEPTH: usize = 100;
+
+/// The nesting depth of a JSON value (a scalar is 1), without recursion.
+fn json_depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 1usize)];
+    while let Some((v, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|i| (i, depth + 1))),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Serializes an opaque part. A `serde_json::Value` tree always serializes,

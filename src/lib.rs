@@ -47,9 +47,14 @@ mod store;
 pub mod synth;
 mod timestamp;
 
-pub use batch::{ids_from_json, records_from_json};
+pub use batch::{ids_from_json, records_from_json, MAX_OPAQUE_DEPTH};
 pub use engine::Engine;
 pub use error::ChangeError;
 pub use record::{ImageType, Member, MemberStatus, Record, RecordError, Status, MAX_ID_BYTES};
 pub use store::{MemoryUsage, Store, MAX_RECORDS};
 pub use timestamp::{Timestamp, TimestampError};
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -6,6 +6,8 @@
 //! bug in an index, a plan or an executor. Other implementations can use it
 //! as their property-test oracle too.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::batch;
 use crate::error::ChangeError;
 use crate::record::Record;
@@ -46,10 +48,21 @@ impl Oracle {
     /// As [`crate::Store::upsert`].
     pub fn upsert(&mut self, records: &[Record]) -> Result<usize, ChangeError> {
         batch::check_upsert(records)?;
+        // Positions of the ids, found afresh per batch so that loading a
+        // large batch is not quadratic; the oracle keeps no index.
+        let mut at: HashMap<String, usize> = self
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
         for record in records {
-            match self.records.iter_mut().find(|r| r.id == record.id) {
-                Some(slot) => *slot = record.clone(),
-                None => self.records.push(record.clone()),
+            match at.get(&record.id) {
+                Some(&i) => self.records[i] = record.clone(),
+                None => {
+                    at.insert(record.id.clone(), self.records.len());
+                    self.records.push(record.clone());
+                }
             }
         }
         Ok(records.len())

@@ -34,7 +34,9 @@ fn a_bad_record_names_its_position_field_and_reason() {
                 .into(),
         }
     );
-    assert!(err.to_string().starts_with("record 2: field `status`: \"lost\" is not one of"));
+    assert!(err
+        .to_string()
+        .starts_with("record 2: field `status`: \"lost\" is not one of"));
 
     let mut nested = record("b3", "p1");
     nested["members"] = json!([{"dest_project_id": "p2", "status": "accept"}, {"dest_project_id": "p2", "status": "pending"}]);
@@ -44,18 +46,28 @@ fn a_bad_record_names_its_position_field_and_reason() {
         "record 0: field `members[1].dest_project_id`: duplicate dest_project_id \"p2\" (also in members[0])"
     );
     assert_eq!(
-        records_from_json(&json!({"id": "b1"})).unwrap_err().to_string(),
+        records_from_json(&json!({"id": "b1"}))
+            .unwrap_err()
+            .to_string(),
         "malformed batch: expected an array of records"
     );
-    assert_eq!(records_from_json(&json!([7])).unwrap_err().to_string(), "record 0: a record must be an object, got a number");
+    assert_eq!(
+        records_from_json(&json!([7])).unwrap_err().to_string(),
+        "record 0: a record must be an object, got a number"
+    );
 }
 
 #[test]
 fn delete_batches_are_read_and_checked() {
     assert_eq!(ids_from_json(&json!(["a", "b"])).unwrap(), ["a", "b"]);
-    assert_eq!(ids_from_json(&json!(["a", 1])).unwrap_err().to_string(), "malformed batch: ids[1] is not a string");
+    assert_eq!(
+        ids_from_json(&json!(["a", 1])).unwrap_err().to_string(),
+        "malformed batch: ids[1] is not a string"
+    );
     let mut store = Store::new();
-    store.upsert(&records_from_json(&json!([record("a", "p1"), record("b", "p1")])).unwrap()).unwrap();
+    store
+        .upsert(&records_from_json(&json!([record("a", "p1"), record("b", "p1")])).unwrap())
+        .unwrap();
     assert_eq!(
         store.delete(&["a", "zz"]).unwrap_err().to_string(),
         "ids[1]: no record has id \"zz\""
@@ -87,8 +99,14 @@ fn upsert_replaces_by_id_and_keeps_everything_else() {
     oracle.upsert(&second).unwrap();
     let a = store.get("a").unwrap();
     assert_eq!(a.project_id, "p2");
-    assert_eq!(a.protected_at.unwrap().to_string(), "2020-02-21T07:00:00.000000");
-    assert_eq!(Value::Object(a.extend_info.clone()), json!({"auto_trigger": true, "nested": {"deep": [1, "x", null]}}));
+    assert_eq!(
+        a.protected_at.unwrap().to_string(),
+        "2020-02-21T07:00:00.000000"
+    );
+    assert_eq!(
+        Value::Object(a.extend_info.clone()),
+        json!({"auto_trigger": true, "nested": {"deep": [1, "x", null]}})
+    );
     assert_eq!(store.len(), 2);
     assert_eq!(Some(&a), oracle.get("a"));
     store.internal_validate().unwrap();
@@ -97,7 +115,12 @@ fn upsert_replaces_by_id_and_keeps_everything_else() {
 
 #[test]
 fn records_come_back_as_they_went_in() {
-    let config = SynthConfig { records: 3000, projects: 30, seed: 11, slim: false };
+    let config = SynthConfig {
+        records: 3000,
+        projects: 30,
+        seed: 11,
+        slim: false,
+    };
     let records: Vec<Record> = generate(&config).collect();
     let mut store = Store::new();
     store.upsert(&records).unwrap();
@@ -112,7 +135,12 @@ fn records_come_back_as_they_went_in() {
 
 #[test]
 fn readers_keep_their_snapshot_and_never_see_half_a_batch() {
-    let config = SynthConfig { records: 20_000, projects: 50, seed: 5, slim: true };
+    let config = SynthConfig {
+        records: 20_000,
+        projects: 50,
+        seed: 5,
+        slim: true,
+    };
     let mut records: Vec<Record> = generate(&config).collect();
     for r in &mut records[..100] {
         r.project_id = "moved-b".into();
@@ -129,8 +157,13 @@ fn readers_keep_their_snapshot_and_never_see_half_a_batch() {
         std::thread::spawn(move || {
             for round in 0..200 {
                 let project = if round % 2 == 0 { "moved-a" } else { "moved-b" };
-                let batch: Vec<Record> =
-                    base.iter().map(|r| Record { project_id: project.into(), ..r.clone() }).collect();
+                let batch: Vec<Record> = base
+                    .iter()
+                    .map(|r| Record {
+                        project_id: project.into(),
+                        ..r.clone()
+                    })
+                    .collect();
                 engine.upsert(&batch).unwrap();
             }
             stop.store(true, Ordering::SeqCst);
@@ -143,8 +176,10 @@ fn readers_keep_their_snapshot_and_never_see_half_a_batch() {
                 let mut checks = 0;
                 while !stop.load(Ordering::SeqCst) || checks == 0 {
                     let snapshot = engine.snapshot();
-                    let projects: std::collections::BTreeSet<String> =
-                        ids.iter().map(|id| snapshot.get(id).unwrap().project_id).collect();
+                    let projects: std::collections::BTreeSet<String> = ids
+                        .iter()
+                        .map(|id| snapshot.get(id).unwrap().project_id)
+                        .collect();
                     assert_eq!(projects.len(), 1, "half a batch was visible: {projects:?}");
                     assert_eq!(snapshot.len(), 20_000);
                     checks += 1;
@@ -163,7 +198,10 @@ fn readers_keep_their_snapshot_and_never_see_half_a_batch() {
 
     // A rejected batch publishes nothing.
     let before = engine.snapshot();
-    let bad = Record { id: String::new(), ..records[0].clone() };
+    let bad = Record {
+        id: String::new(),
+        ..records[0].clone()
+    };
     assert!(engine.upsert(&[records[1].clone(), bad]).is_err());
     assert!(Arc::ptr_eq(&before, &engine.snapshot()));
     engine.reset();

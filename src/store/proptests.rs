@@ -442,6 +442,19 @@ fn rejected_batches_change_nothing() {
     for _ in 0..100 {
         nested = json!([nested]);
     }
+    let too_deep = Record {
+        children: vec![nested],
+        ..other.clone()
+    };
+    let err = store.upsert(std::slice::from_ref(&too_deep)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "record 0: field `children`: nested 102 levels deep; the limit is 100"
+    );
+    let mut nested = Value::Null;
+    for _ in 0..98 {
+        nested = json!([nested]);
+    }
     let deep = Record {
         children: vec![nested],
         ..other.clone()
