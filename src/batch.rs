@@ -3,10 +3,14 @@
 //! whole before anything of it is applied.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::net::IpAddr;
 
 use serde_json::Value;
 
 use crate::error::ChangeError;
+use crate::index::FxHasher;
+use crate::parallel;
 use crate::record::Record;
 use crate::store::MAX_TEXT_BYTES;
 
@@ -56,106 +60,125 @@ pub fn ids_from_json(batch: &Value) -> Result<Vec<String>, ChangeError> {
         .collect()
 }
 
+/// What checking one record of an upsert batch produced: its opaque parts
+/// serialized (`extend_info`, `backup_data`, `replication_records`,
+/// `children`), which the store keeps as they are, and its addresses.
+pub(crate) struct Checked {
+    pub(crate) payload: [String; 4],
+    pub(crate) ips: Vec<IpAddr>,
+}
+
 /// Checks an upsert batch on its own (no store needed): each record's own
-/// rules, no id twice, no text over the size limit. Returns each record's
-/// opaque parts serialized (`extend_info`, `backup_data`,
-/// `replication_records`, `children`), which the store keeps as they are.
-pub(crate) fn check_upsert(records: &[Record]) -> Result<Vec<[String; 4]>, ChangeError> {
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(records.len());
-    let mut payloads = Vec::with_capacity(records.len());
-    for (index, record) in records.iter().enumerate() {
-        let fail = |field: &str, reason: String| ChangeError::InvalidRecord {
-            index,
-            field: field.to_owned(),
-            reason,
-        };
-        record
-            .validate()
-            .map_err(|e| ChangeError::record(index, e))?;
+/// rules, its size and depth limits, and no id twice. The per-record work
+/// runs on all cores for large batches; the first fault by position is
+/// reported.
+pub(crate) fn check_upsert(records: &[Record]) -> Result<Vec<Checked>, ChangeError> {
+    let checked = parallel::map(records, check_record);
+    let mut seen: HashMap<&str, usize, BuildHasherDefault<FxHasher>> = HashMap::default();
+    seen.reserve(records.len());
+    let mut out = Vec::with_capacity(records.len());
+    for (index, (record, result)) in records.iter().zip(checked).enumerate() {
+        let ok = result?;
         if let Some(first) = seen.insert(&record.id, index) {
-            return Err(fail(
-                "id",
-                format!(
+            return Err(ChangeError::InvalidRecord {
+                index,
+                field: "id".into(),
+                reason: format!(
                     "duplicate id {:?} (also record {first} of this batch)",
                     record.id
                 ),
-            ));
+            });
         }
-        for (field, depth) in [
-            (
-                "extend_info",
-                1 + record
-                    .extend_info
-                    .values()
-                    .map(json_depth)
-                    .max()
-                    .unwrap_or(0),
-            ),
-            (
-                "backup_data",
-                1 + record
-                    .backup_data
-                    .values()
-                    .map(json_depth)
-                    .max()
-                    .unwrap_or(0),
-            ),
-            (
-                "replication_records",
-                1 + record
-                    .replication_records
-                    .iter()
-                    .map(json_depth)
-                    .max()
-                    .unwrap_or(0),
-            ),
-            (
-                "children",
-                1 + record.children.iter().map(json_depth).max().unwrap_or(0),
-            ),
-        ] {
-            if depth > MAX_OPAQUE_DEPTH {
-                return Err(fail(
-                    field,
-                    format!("nested {depth} levels deep; the limit is {MAX_OPAQUE_DEPTH}"),
-                ));
-            }
-        }
-        let payload = [
-            json_text(&record.extend_info),
-            json_text(&record.backup_data),
-            json_text(&record.replication_records),
-            json_text(&record.children),
-        ];
-        let optional = |v: &Option<String>| v.as_deref().unwrap_or("").len();
-        let sizes = [
-            ("checkpoint_id", record.checkpoint_id.len()),
-            ("project_id", record.project_id.len()),
-            ("enterprise_project_id", record.enterprise_project_id.len()),
-            ("name", record.name.len()),
-            ("description", record.description.len()),
-            ("resource_id", record.resource_id.len()),
-            ("resource_name", record.resource_name.len()),
-            ("resource_type", record.resource_type.len()),
-            ("resource_az", record.resource_az.len()),
-            ("policy_id", optional(&record.policy_id)),
-            ("vault_id", optional(&record.vault_id)),
-            ("provider_id", optional(&record.provider_id)),
-            ("parent_id", optional(&record.parent_id)),
-            ("extend_info", payload[0].len()),
-            ("backup_data", payload[1].len()),
-            ("replication_records", payload[2].len()),
-            ("children", payload[3].len()),
-        ];
-        if let Some((field, size)) = sizes.iter().find(|(_, size)| *size > MAX_TEXT_BYTES) {
+        out.push(ok);
+    }
+    Ok(out)
+}
+
+fn check_record(index: usize, record: &Record) -> Result<Checked, ChangeError> {
+    let fail = |field: &str, reason: String| ChangeError::InvalidRecord {
+        index,
+        field: field.to_owned(),
+        reason,
+    };
+    record
+        .validate()
+        .map_err(|e| ChangeError::record(index, e))?;
+    for (field, depth) in [
+        (
+            "extend_info",
+            1 + record
+                .extend_info
+                .values()
+                .map(json_depth)
+                .max()
+                .unwrap_or(0),
+        ),
+        (
+            "backup_data",
+            1 + record
+                .backup_data
+                .values()
+                .map(json_depth)
+                .max()
+                .unwrap_or(0),
+        ),
+        (
+            "replication_records",
+            1 + record
+                .replication_records
+                .iter()
+                .map(json_depth)
+                .max()
+                .unwrap_or(0),
+        ),
+        (
+            "children",
+            1 + record.children.iter().map(json_depth).max().unwrap_or(0),
+        ),
+    ] {
+        if depth > MAX_OPAQUE_DEPTH {
             return Err(fail(
                 field,
-                format!("{size} bytes is longer than the limit of {MAX_TEXT_BYTES} bytes"),
+                format!("nested {depth} levels deep; the limit is {MAX_OPAQUE_DEPTH}"),
             ));
         }
-        payloads.push(payload);
     }
-    Ok(payloads)
+    let payload = [
+        json_text(&record.extend_info),
+        json_text(&record.backup_data),
+        json_text(&record.replication_records),
+        json_text(&record.children),
+    ];
+    let optional = |v: &Option<String>| v.as_deref().unwrap_or("").len();
+    let sizes = [
+        ("checkpoint_id", record.checkpoint_id.len()),
+        ("project_id", record.project_id.len()),
+        ("enterprise_project_id", record.enterprise_project_id.len()),
+        ("name", record.name.len()),
+        ("description", record.description.len()),
+        ("resource_id", record.resource_id.len()),
+        ("resource_name", record.resource_name.len()),
+        ("resource_type", record.resource_type.len()),
+        ("resource_az", record.resource_az.len()),
+        ("policy_id", optional(&record.policy_id)),
+        ("vault_id", optional(&record.vault_id)),
+        ("provider_id", optional(&record.provider_id)),
+        ("parent_id", optional(&record.parent_id)),
+        ("extend_info", payload[0].len()),
+        ("backup_data", payload[1].len()),
+        ("replication_records", payload[2].len()),
+        ("children", payload[3].len()),
+    ];
+    if let Some((field, size)) = sizes.iter().find(|(_, size)| *size > MAX_TEXT_BYTES) {
+        return Err(fail(
+            field,
+            format!("{size} bytes is longer than the limit of {MAX_TEXT_BYTES} bytes"),
+        ));
+    }
+    Ok(Checked {
+        payload,
+        ips: record.ip_addresses(),
+    })
 }
 
 /// Checks a delete batch against a lookup of existing ids: no id twice,

@@ -42,6 +42,7 @@ mod engine;
 mod error;
 mod index;
 pub mod oracle;
+mod parallel;
 mod record;
 mod store;
 pub mod synth;

@@ -74,9 +74,10 @@ impl Oracle {
     ///
     /// As [`crate::Store::delete`].
     pub fn delete<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<usize, ChangeError> {
-        batch::check_delete(ids, |id| self.get(id).map(|_| ()))?;
-        self.records
-            .retain(|r| !ids.iter().any(|id| id.as_ref() == r.id));
+        let present: HashSet<&str> = self.records.iter().map(|r| r.id.as_str()).collect();
+        batch::check_delete(ids, |id| present.contains(id).then_some(()))?;
+        let gone: HashSet<&str> = ids.iter().map(AsRef::as_ref).collect();
+        self.records.retain(|r| !gone.contains(r.id.as_str()));
         Ok(ids.len())
     }
 }

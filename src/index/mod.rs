@@ -12,7 +12,7 @@ use roaring::RoaringBitmap;
 
 use crate::record::MemberStatus;
 
-pub(crate) use cow_map::CowMap;
+pub(crate) use cow_map::{CowMap, FxHasher};
 pub(crate) use sorted::SortedSeq;
 
 /// Approximate heap bytes of a bitmap: its serialized size is within a few

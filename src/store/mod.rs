@@ -49,7 +49,6 @@ mod validate;
 
 use std::cmp::Ordering;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use roaring::RoaringBitmap;
 use serde_json::{Map, Value};
@@ -59,11 +58,11 @@ pub(crate) use access::{EqField, TextField};
 pub(crate) use column::{Chunked, StrColumn, MAX_TEXT_BYTES};
 pub(crate) use dict::{Dict, DictColumn, NULL_CODE};
 
-use crate::batch;
 use crate::error::ChangeError;
 use crate::index::{BitmapIndex, IpIndex, SharingIndex, SortedSeq, TrigramIndex};
 use crate::record::{ImageType, Member, MemberStatus, Record, Status};
 use crate::timestamp::Timestamp;
+use crate::{batch, parallel};
 
 /// `protected_at`/`expired_at` null: below every real timestamp.
 pub(crate) const NULL_TIME: i64 = i64::MIN;
@@ -520,14 +519,14 @@ impl Store {
 
     /// Checks the whole batch and serializes its payloads; writes nothing.
     fn prepare<'a>(&self, records: &'a [Record]) -> Result<Vec<Prepared<'a>>, ChangeError> {
-        let payloads = batch::check_upsert(records)?;
+        let checked = batch::check_upsert(records)?;
         let prepared: Vec<Prepared<'a>> = records
             .iter()
-            .zip(payloads)
-            .map(|(record, payload)| Prepared {
+            .zip(checked)
+            .map(|(record, c)| Prepared {
                 record,
-                ips: record.ip_addresses(),
-                payload,
+                ips: c.ips,
+                payload: c.payload,
                 existing: self.row_of(&record.id),
             })
             .collect();
@@ -700,49 +699,15 @@ impl Store {
         }
     }
 
-    /// Builds every ordered index by sorting the live rows, on up to
-    /// `available_parallelism` threads (one index at a time per thread, to
-    /// bound the scratch memory).
+    /// Builds every ordered index by sorting the live rows, on all cores
+    /// (one index at a time per thread, to bound the scratch memory).
     fn rebuild_orders(&mut self) {
-        let keys = OrderKey::ALL;
-        let next = AtomicUsize::new(0);
         let (cols, live) = (&self.cols, &self.live);
-        let work = || {
-            let mut built = Vec::new();
-            loop {
-                let k = next.fetch_add(1, AtomicOrdering::Relaxed);
-                let Some(&key) = keys.get(k) else {
-                    return built;
-                };
-                built.push((key, SortedSeq::from_sorted(sorted_rows(cols, live, key))));
-            }
-        };
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(keys.len());
-        let results: Vec<(OrderKey, SortedSeq<u32>)> = std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..threads)
-                .filter_map(|i| {
-                    std::thread::Builder::new()
-                        .name(format!("backdex-sort-{i}"))
-                        .spawn_scoped(scope, work)
-                        .ok()
-                })
-                .collect();
-            let mut all = work();
-            for h in helpers {
-                // A helper can only fail by panicking; its keys are rebuilt below.
-                all.extend(h.join().unwrap_or_default());
-            }
-            all
+        let built = parallel::jobs(OrderKey::ALL.len(), |k| {
+            SortedSeq::from_sorted(sorted_rows(cols, live, OrderKey::ALL[k]))
         });
-        let mut done = [false; OrderKey::ALL.len()];
-        for (key, seq) in results {
+        for (key, seq) in OrderKey::ALL.into_iter().zip(built) {
             self.idx.orders[key as usize] = seq;
-            done[key as usize] = true;
-        }
-        for key in keys.into_iter().filter(|k| !done[*k as usize]) {
-            self.idx.orders[key as usize] = SortedSeq::from_sorted(sorted_rows(cols, live, key));
         }
     }
 
