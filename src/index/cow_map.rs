@@ -112,16 +112,23 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         self.shards[shard_of(key)].get(key)
     }
 
-    pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    /// The shard holding `key`, made unique, only when it holds the key:
+    /// a miss must not copy a shard that a snapshot shares.
+    fn shard_holding<Q>(&mut self, key: &Q) -> Option<&mut FxMap<K, V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let shard = &mut self.shards[shard_of(key)];
-        if !shard.contains_key(key) {
-            return None;
-        }
-        Arc::make_mut(shard).get_mut(key)
+        shard.contains_key(key).then(|| Arc::make_mut(shard))
+    }
+
+    pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.shard_holding(key)?.get_mut(key)
     }
 
     /// The value of `key`, inserting `make()` first when absent.
@@ -138,11 +145,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let shard = &mut self.shards[shard_of(key)];
-        if !shard.contains_key(key) {
-            return None;
-        }
-        let removed = Arc::make_mut(shard).remove(key);
+        let removed = self.shard_holding(key)?.remove(key);
         self.len -= usize::from(removed.is_some());
         removed
     }

@@ -438,12 +438,9 @@ fn rejected_batches_change_nothing() {
         err.to_string().starts_with("record 0: field `description`"),
         "{err}"
     );
-    let mut nested = Value::Null;
-    for _ in 0..100 {
-        nested = json!([nested]);
-    }
+    let nested = |levels: usize| (0..levels).fold(Value::Null, |inner, _| json!([inner]));
     let too_deep = Record {
-        children: vec![nested],
+        children: vec![nested(100)],
         ..other.clone()
     };
     let err = store.upsert(std::slice::from_ref(&too_deep)).unwrap_err();
@@ -451,12 +448,8 @@ fn rejected_batches_change_nothing() {
         err.to_string(),
         "record 0: field `children`: nested 102 levels deep; the limit is 100"
     );
-    let mut nested = Value::Null;
-    for _ in 0..98 {
-        nested = json!([nested]);
-    }
     let deep = Record {
-        children: vec![nested],
+        children: vec![nested(98)],
         ..other.clone()
     };
     store.upsert(std::slice::from_ref(&deep)).unwrap();
