@@ -6,10 +6,17 @@
 //! bug in an index, a plan or an executor. Other implementations can use it
 //! as their property-test oracle too.
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
+use crate::api::render::{self, View};
+use crate::api::{parse_request, QueryError, Response};
 use crate::batch;
 use crate::error::ChangeError;
+use crate::query::{
+    Api, Direction, EnterpriseProject, OwnType, Query, Scope, SortKey, DEFAULT_MAX_LIMIT,
+};
+use crate::record::MemberStatus;
 use crate::record::Record;
 
 /// A reference store: records in insertion order, nothing else.
@@ -80,4 +87,154 @@ impl Oracle {
         self.records.retain(|r| !gone.contains(r.id.as_str()));
         Ok(ids.len())
     }
+}
+
+/// Answering requests by scanning every record (SEMANTICS §2-§6), with the
+/// same parser as the store, so that only the answers differ if anything.
+impl Oracle {
+    /// Answers one request as [`crate::Store::handle`] does.
+    pub fn handle(&self, path: &str, query: &str, scope: &Scope) -> Response {
+        Response::from_result(
+            parse_request(path, query, scope, DEFAULT_MAX_LIMIT)
+                .and_then(|q| self.answer(scope, &q)),
+        )
+    }
+
+    fn answer(&self, scope: &Scope, q: &Query) -> Result<String, QueryError> {
+        let me = scope.project_id.as_str();
+        let f = &q.filter;
+        let granted = |r: &Record| {
+            scope
+                .granted_eps
+                .as_ref()
+                .is_none_or(|g| g.contains(&r.enterprise_project_id))
+        };
+        let shared_to = |r: &Record, dest: &str, status: Option<MemberStatus>| {
+            r.members
+                .iter()
+                .any(|m| m.dest_project_id == dest && status.is_none_or(|s| m.status == s))
+        };
+        let own = |r: &Record| r.project_id == me;
+        let visible = |r: &Record| {
+            granted(r)
+                && match q.api {
+                    Api::V1List | Api::V1Count | Api::V3List if q.all_tenants => true,
+                    Api::V1List | Api::V1Count => own(r),
+                    Api::V3List => match q.own_type {
+                        OwnType::Private => own(r),
+                        OwnType::Shared => !own(r) && shared_to(r, me, None),
+                        OwnType::AllGranted => own(r) || shared_to(r, me, None),
+                    },
+                    Api::ShareCount if q.share_to_me => shared_to(r, me, None),
+                    Api::ShareCount => own(r),
+                }
+        };
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        let passes = |r: &Record| {
+            (f.status.is_empty() || f.status.contains(&r.status))
+                && f.name.as_deref().is_none_or(|n| r.name.contains(n))
+                && f.resource_name
+                    .as_deref()
+                    .is_none_or(|n| r.resource_name.contains(n))
+                && eq(&f.resource_az, &r.resource_az)
+                && eq(&f.resource_id, &r.resource_id)
+                && eq(&f.checkpoint_id, &r.checkpoint_id)
+                && eq(&f.resource_type, &r.resource_type)
+                && f.image_type.is_none_or(|t| t == r.image_type)
+                && f.policy_id
+                    .as_ref()
+                    .is_none_or(|p| r.policy_id.as_ref() == Some(p))
+                && f.vault_id
+                    .as_ref()
+                    .is_none_or(|v| r.vault_id.as_ref() == Some(v))
+                && f.parent_id
+                    .as_ref()
+                    .is_none_or(|p| r.parent_id.as_ref() == Some(p))
+                && f.dec.is_none_or(|d| d == r.dec)
+                && f.ip.is_none_or(|ip| r.ip_addresses().contains(&ip))
+                && f.start_time.is_none_or(|t| r.created_at >= t)
+                && f.end_time.is_none_or(|t| r.created_at <= t)
+                && match (&f.member_status, q.api) {
+                    (Some(s), Api::V3List) if !q.all_tenants => {
+                        (q.own_type == OwnType::AllGranted && own(r))
+                            || (!own(r) && shared_to(r, me, Some(*s)))
+                    }
+                    _ => true,
+                }
+                && match &f.enterprise_project {
+                    Some(EnterpriseProject::Id(ep)) => &r.enterprise_project_id == ep,
+                    Some(EnterpriseProject::AllGranted) | None => true,
+                }
+                && eq(&f.backup_id, &r.id)
+                && eq(&f.from_project_id, &r.project_id)
+        };
+        let matching: Vec<&Record> = self
+            .records
+            .iter()
+            .filter(|r| visible(r) && passes(r))
+            .collect();
+
+        match q.api {
+            Api::V1Count => Ok(render::count(matching.len() as u64)),
+            Api::ShareCount => {
+                // One entry per (backup, destination).
+                let entries = matching
+                    .iter()
+                    .flat_map(|r| r.members.iter())
+                    .filter(|m| !q.share_to_me || m.dest_project_id == me)
+                    .filter(|m| {
+                        f.to_project_id
+                            .as_deref()
+                            .is_none_or(|to| m.dest_project_id == to)
+                    })
+                    .count();
+                Ok(render::count(entries as u64))
+            }
+            Api::V1List | Api::V3List => {
+                let order = q.sort.effective();
+                let cmp = |a: &Record, b: &Record| compare(&order, a, b);
+                let marker = match &q.page.marker {
+                    None => None,
+                    Some(m) => Some(
+                        self.records
+                            .iter()
+                            .find(|r| &r.id == m && visible(r))
+                            .ok_or_else(|| QueryError::MarkerNotFound { marker: m.clone() })?,
+                    ),
+                };
+                let mut sorted = matching.clone();
+                sorted.sort_by(|a, b| cmp(a, b));
+                let page = sorted
+                    .iter()
+                    .filter(|r| marker.is_none_or(|m| cmp(r, m) == Ordering::Greater))
+                    .skip(q.page.offset)
+                    .take(q.page.limit)
+                    .map(|r| View::of_record(r));
+                Ok(if q.api == Api::V1List {
+                    render::v1_list(page)
+                } else {
+                    render::v3_list(page, matching.len() as u64)
+                })
+            }
+        }
+    }
+}
+
+/// §4's order on records: each key in its direction; strings by bytes,
+/// status by name, a null `protected_at` below every timestamp.
+fn compare(order: &[(SortKey, Direction)], a: &Record, b: &Record) -> Ordering {
+    for &(key, dir) in order {
+        let ord = match key {
+            SortKey::CreatedAt => a.created_at.cmp(&b.created_at),
+            SortKey::UpdatedAt => a.updated_at.cmp(&b.updated_at),
+            SortKey::Name => a.name.as_bytes().cmp(b.name.as_bytes()),
+            SortKey::Status => a.status.as_str().cmp(b.status.as_str()),
+            SortKey::ProtectedAt => a.protected_at.cmp(&b.protected_at),
+            SortKey::Id => a.id.as_bytes().cmp(b.id.as_bytes()),
+        };
+        if ord != Ordering::Equal {
+            return dir.apply(ord);
+        }
+    }
+    Ordering::Equal
 }

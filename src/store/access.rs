@@ -2,14 +2,19 @@
 //! The query layer composes these; the property tests check each against a
 //! scan of the oracle.
 
+use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
 use roaring::RoaringBitmap;
 
 use super::{DictColumn, OrderKey, Store};
+use crate::api::View;
 use crate::index::{BitmapIndex, SortedSeq, TrigramIndex};
+use crate::query::{Direction, SortKey};
 use crate::record::{ImageType, MemberStatus, Status};
+use crate::timestamp::Timestamp;
 
 /// A string field with a bitmap per value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +47,28 @@ impl Store {
             EqField::Policy => (&c.policy, &x.policy),
             EqField::Vault => (&c.vault, &x.vault),
         }
+    }
+
+    /// Every live row.
+    pub(crate) fn live_rows(&self) -> &RoaringBitmap {
+        &self.live
+    }
+
+    /// `created_at` of a row, in microseconds.
+    #[inline]
+    pub(crate) fn created_at_of(&self, row: u32) -> i64 {
+        *self.cols.created_at.get(row as usize)
+    }
+
+    /// The dictionary code of a `parent_id` value, if some row holds it.
+    pub(crate) fn parent_code(&self, value: &str) -> Option<u32> {
+        self.cols.parent_id.dict.code(value)
+    }
+
+    /// The `parent_id` code of a row (`NULL_CODE` for null).
+    #[inline]
+    pub(crate) fn parent_code_of(&self, row: u32) -> u32 {
+        self.cols.parent_id.code(row as usize)
     }
 
     /// Rows whose `field` equals `value` (a null never equals).
@@ -193,6 +220,16 @@ impl Store {
             .collect()
     }
 
+    /// How many rows have `created_at` in `[from, to]`: two binary
+    /// searches and a sum over the leaves in between, no row touched.
+    pub(crate) fn created_between_count(&self, from: i64, to: i64) -> u64 {
+        let seq = self.idx.order(OrderKey::CreatedAt);
+        let at = |row: u32| *self.cols.created_at.get(row as usize);
+        let start = seq.lower_bound(|&row| at(row).cmp(&from));
+        let end = seq.upper_bound(|&row| at(row).cmp(&to));
+        seq.count_between(start, end) as u64
+    }
+
     /// The live rows in the order of `key` then `created_at` then `id`, all
     /// ascending, or all descending when `desc`; starting strictly after
     /// the live row `after` when given (the marker).
@@ -218,8 +255,91 @@ impl Store {
         }
     }
 
+    /// Compares two rows by a list order (`order_key` of each sort key,
+    /// with its direction).
+    #[inline]
+    pub(crate) fn cmp_order(&self, order: &[(SortKey, Direction)], a: u32, b: u32) -> Ordering {
+        for &(key, dir) in order {
+            let ord = dir.apply(self.cols.cmp_key(order_key(key), a as usize, b as usize));
+            if ord != Ordering::Equal {
+                return ord;
+            }
+        }
+        Ordering::Equal
+    }
+
+    /// Compares two rows by one ordered-index key alone.
+    #[inline]
+    pub(crate) fn cmp_key(&self, key: OrderKey, a: u32, b: u32) -> Ordering {
+        self.cols.cmp_key(key, a as usize, b as usize)
+    }
+
+    /// Like [`Store::walk`] after the marker `m`, but starting at the first
+    /// row (in the walk's direction) whose `key` equals `m`'s: the start of
+    /// the marker's group, for orders that re-sort within groups.
+    pub(crate) fn walk_from_group(
+        &self,
+        key: OrderKey,
+        desc: bool,
+        m: u32,
+    ) -> Box<dyn Iterator<Item = u32> + '_> {
+        let seq = self.idx.order(key);
+        let c = &self.cols;
+        let probe = |&e: &u32| c.cmp_key(key, e as usize, m as usize);
+        if desc {
+            Box::new(seq.iter_rev_before(seq.upper_bound(probe)).copied())
+        } else {
+            Box::new(seq.iter_from(seq.lower_bound(probe)).copied())
+        }
+    }
+
+    /// The fields of a live row, borrowed, for rendering.
+    pub(crate) fn view(&self, row: u32) -> View<'_> {
+        let (c, i) = (&self.cols, row as usize);
+        let time = |col: &super::Chunked<i64>| Timestamp::from_micros(*col.get(i));
+        View {
+            id: c.id.str(i),
+            checkpoint_id: c.checkpoint_id.str(i),
+            project_id: c.project.str(i),
+            enterprise_project_id: c.ep.str(i),
+            name: c.name.str(i),
+            description: c.description.str(i),
+            status: *c.status.get(i),
+            resource_id: c.resource_id.str(i),
+            resource_name: c.resource_name.str(i),
+            resource_type: c.resource_type.str(i),
+            resource_az: c.resource_az.str(i),
+            resource_size: *c.resource_size.get(i),
+            image_type: *c.image_type.get(i),
+            vault_id: c.vault.get(i),
+            provider_id: c.provider_id.get(i),
+            parent_id: c.parent_id.get(i),
+            dec: *c.dec.get(i),
+            created_at: time(&c.created_at).unwrap_or(Timestamp::MIN),
+            updated_at: time(&c.updated_at).unwrap_or(Timestamp::MIN),
+            protected_at: time(&c.protected_at),
+            expired_at: time(&c.expired_at),
+            extend_info: Cow::Borrowed(c.extend_info.str(i)),
+            backup_data: Cow::Borrowed(c.backup_data.str(i)),
+            replication_records: Cow::Borrowed(c.replication_records.str(i)),
+            children: Cow::Borrowed(c.children.str(i)),
+        }
+    }
+
     /// The id of a live row.
     pub(crate) fn id_of(&self, row: u32) -> &str {
         self.cols.id.str(row as usize)
+    }
+}
+
+/// The ordered index that serves a sort key.
+pub(crate) fn order_key(key: SortKey) -> OrderKey {
+    match key {
+        SortKey::CreatedAt => OrderKey::CreatedAt,
+        SortKey::UpdatedAt => OrderKey::UpdatedAt,
+        SortKey::Name => OrderKey::Name,
+        SortKey::Status => OrderKey::Status,
+        SortKey::ProtectedAt => OrderKey::ProtectedAt,
+        SortKey::Id => OrderKey::Id,
     }
 }

@@ -44,7 +44,7 @@ mod access;
 mod column;
 mod dict;
 #[cfg(test)]
-mod proptests;
+pub(crate) mod proptests;
 mod validate;
 
 use std::cmp::Ordering;
@@ -54,7 +54,7 @@ use roaring::RoaringBitmap;
 use serde_json::{Map, Value};
 
 #[cfg_attr(not(test), allow(unused_imports))]
-pub(crate) use access::{EqField, TextField};
+pub(crate) use access::{order_key, EqField, TextField};
 pub(crate) use column::{Chunked, StrColumn, MAX_TEXT_BYTES};
 pub(crate) use dict::{Dict, DictColumn, NULL_CODE};
 

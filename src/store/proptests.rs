@@ -17,12 +17,12 @@ use crate::record::{ImageType, Member, MemberStatus, Record, Status};
 use crate::timestamp::Timestamp;
 
 // Small pools, so that ids, names, timestamps and values collide a lot.
-const IDS: &[&str] = &[
+pub(crate) const IDS: &[&str] = &[
     "b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "B1", "b10", "é", "b1 ", "zz",
 ];
-const PROJECTS: &[&str] = &["p0", "p1", "p2", "p3"];
-const EPS: &[&str] = &["0", "ep1", "ep2"];
-const NAMES: &[&str] = &[
+pub(crate) const PROJECTS: &[&str] = &["p0", "p1", "p2", "p3"];
+pub(crate) const EPS: &[&str] = &["0", "ep1", "ep2"];
+pub(crate) const NAMES: &[&str] = &[
     "",
     "a",
     "ab",
@@ -33,14 +33,14 @@ const NAMES: &[&str] = &[
     "é漢字bk",
     "AUTOBK",
 ];
-const PATTERNS: &[&str] = &[
+pub(crate) const PATTERNS: &[&str] = &[
     "a", "b", "ab", "bk", "bk_", "autobk", "629", "漢字", "é", "zzz", "AUTO", "_b6",
 ];
-const TYPES: &[&str] = &["OS::Nova::Server", "OS::Cinder::Volume", "x"];
-const AZS: &[&str] = &["", "az1", "az2"];
-const REFS: &[Option<&str>] = &[None, Some("r1"), Some("r2")];
-const RESOURCES: &[&str] = &["vm1", "vm2", "vol1", ""];
-const IP_TEXTS: &[&str] = &[
+pub(crate) const TYPES: &[&str] = &["OS::Nova::Server", "OS::Cinder::Volume", "x"];
+pub(crate) const AZS: &[&str] = &["", "az1", "az2"];
+pub(crate) const REFS: &[Option<&str>] = &[None, Some("r1"), Some("r2")];
+pub(crate) const RESOURCES: &[&str] = &["vm1", "vm2", "vol1", ""];
+pub(crate) const IP_TEXTS: &[&str] = &[
     "",
     "10.0.0.1",
     "10.0.0.1, 10.0.0.2",
@@ -49,7 +49,7 @@ const IP_TEXTS: &[&str] = &[
     "::ffff:10.0.0.1",
     " 10.0.0.2 ,fe80::1%eth0",
 ];
-const IPS: &[&str] = &[
+pub(crate) const IPS: &[&str] = &[
     "10.0.0.1",
     "10.0.0.2",
     "2001:DB8::1",
@@ -57,7 +57,7 @@ const IPS: &[&str] = &[
     "10.0.0.3",
 ];
 
-fn time() -> impl Strategy<Value = Timestamp> {
+pub(crate) fn time() -> impl Strategy<Value = Timestamp> {
     (0i64..6).prop_map(|s| Timestamp::from_micros(1_600_000_000_000_000 + s * 1_000_001).unwrap())
 }
 
@@ -69,7 +69,7 @@ fn s(pool: &'static [&'static str]) -> impl Strategy<Value = String> {
     select(pool).prop_map(str::to_owned)
 }
 
-fn record() -> impl Strategy<Value = Record> {
+pub(crate) fn record() -> impl Strategy<Value = Record> {
     let ids = (
         s(IDS),
         s(IDS),

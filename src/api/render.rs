@@ -1,0 +1,238 @@
+//! JSON bodies (SEMANTICS §6): `CheckpointItem` (v1), `BackupResp` (v3),
+//! counts and errors, written field by field in the documented order. The
+//! opaque parts are copied as the JSON text the store keeps.
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::error::QueryError;
+use crate::record::{ImageType, Record, Status};
+use crate::store::Store;
+use crate::timestamp::Timestamp;
+
+/// The fields of one record as the renderer needs them, borrowed from a
+/// store's columns or from a [`Record`].
+pub(crate) struct View<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) checkpoint_id: &'a str,
+    pub(crate) project_id: &'a str,
+    pub(crate) enterprise_project_id: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) description: &'a str,
+    pub(crate) status: Status,
+    pub(crate) resource_id: &'a str,
+    pub(crate) resource_name: &'a str,
+    pub(crate) resource_type: &'a str,
+    pub(crate) resource_az: &'a str,
+    pub(crate) resource_size: u64,
+    pub(crate) image_type: ImageType,
+    pub(crate) vault_id: Option<&'a str>,
+    pub(crate) provider_id: Option<&'a str>,
+    pub(crate) parent_id: Option<&'a str>,
+    pub(crate) dec: bool,
+    pub(crate) created_at: Timestamp,
+    pub(crate) updated_at: Timestamp,
+    pub(crate) protected_at: Option<Timestamp>,
+    pub(crate) expired_at: Option<Timestamp>,
+    /// JSON text of the opaque parts.
+    pub(crate) extend_info: Cow<'a, str>,
+    pub(crate) backup_data: Cow<'a, str>,
+    pub(crate) replication_records: Cow<'a, str>,
+    pub(crate) children: Cow<'a, str>,
+}
+
+impl<'a> View<'a> {
+    pub(crate) fn of_record(r: &'a Record) -> View<'a> {
+        View {
+            id: &r.id,
+            checkpoint_id: &r.checkpoint_id,
+            project_id: &r.project_id,
+            enterprise_project_id: &r.enterprise_project_id,
+            name: &r.name,
+            description: &r.description,
+            status: r.status,
+            resource_id: &r.resource_id,
+            resource_name: &r.resource_name,
+            resource_type: &r.resource_type,
+            resource_az: &r.resource_az,
+            resource_size: r.resource_size,
+            image_type: r.image_type,
+            vault_id: r.vault_id.as_deref(),
+            provider_id: r.provider_id.as_deref(),
+            parent_id: r.parent_id.as_deref(),
+            dec: r.dec,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            protected_at: r.protected_at,
+            expired_at: r.expired_at,
+            extend_info: text(&r.extend_info),
+            backup_data: text(&r.backup_data),
+            replication_records: text(&r.replication_records),
+            children: text(&r.children),
+        }
+    }
+
+    pub(crate) fn of_row(store: &'a Store, row: u32) -> View<'a> {
+        store.view(row)
+    }
+}
+
+/// An opaque part as JSON text (a `Value` tree always serializes).
+fn text<T: Serialize>(value: &T) -> Cow<'static, str> {
+    Cow::Owned(serde_json::to_string(value).unwrap_or_default())
+}
+
+/// Writes `"name":value` pairs into one JSON object.
+struct Object<'o> {
+    out: &'o mut String,
+    first: bool,
+}
+
+impl<'o> Object<'o> {
+    fn open(out: &'o mut String) -> Object<'o> {
+        out.push('{');
+        Object { out, first: true }
+    }
+
+    fn key(&mut self, name: &str) {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        self.out.push('"');
+        self.out.push_str(name);
+        self.out.push_str("\":");
+    }
+
+    fn value<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> &mut Self {
+        self.key(name);
+        // Serializing strings, numbers, booleans and nulls cannot fail.
+        self.out
+            .push_str(&serde_json::to_string(value).unwrap_or_default());
+        self
+    }
+
+    fn time(&mut self, name: &str, t: Option<Timestamp>) -> &mut Self {
+        self.key(name);
+        match t {
+            Some(t) => {
+                self.out.push('"');
+                self.out.push_str(&t.to_string());
+                self.out.push('"');
+            }
+            None => self.out.push_str("null"),
+        }
+        self
+    }
+
+    fn raw(&mut self, name: &str, json: &str) -> &mut Self {
+        self.key(name);
+        self.out.push_str(json);
+        self
+    }
+
+    fn close(self) {
+        self.out.push('}');
+    }
+}
+
+/// v1 `CheckpointItem`. Its `extend_info` is the stored object with six
+/// keys set from the record (§6).
+pub(crate) fn checkpoint_item(out: &mut String, v: &View<'_>) {
+    let mut extend: Map<String, Value> = serde_json::from_str(&v.extend_info).unwrap_or_default();
+    extend.insert("resource_az".into(), v.resource_az.into());
+    extend.insert("resource_name".into(), v.resource_name.into());
+    extend.insert("resource_type".into(), v.resource_type.into());
+    extend.insert("image_type".into(), v.image_type.as_str().into());
+    extend.insert("dec".into(), v.dec.into());
+    extend.insert("size".into(), v.resource_size.into());
+    let mut o = Object::open(out);
+    o.value("id", v.id)
+        .value("checkpoint_id", v.checkpoint_id)
+        .value("name", v.name)
+        .value("description", v.description)
+        .value("status", v.status.as_str())
+        .value("resource_id", v.resource_id)
+        .value("resource_type", v.resource_type)
+        .time("created_at", Some(v.created_at))
+        .time("updated_at", Some(v.updated_at))
+        .time("protected_at", v.protected_at)
+        .raw("backup_data", &v.backup_data)
+        .raw("replication_records", &v.replication_records)
+        .value("extend_info", &extend);
+    o.close();
+}
+
+/// v3 `BackupResp`; `extend_info` exactly as stored.
+pub(crate) fn backup_resp(out: &mut String, v: &View<'_>) {
+    let mut o = Object::open(out);
+    o.value("id", v.id)
+        .value("checkpoint_id", v.checkpoint_id)
+        .value("name", v.name)
+        .value("description", v.description)
+        .value("status", v.status.as_str())
+        .value("project_id", v.project_id)
+        .value("enterprise_project_id", v.enterprise_project_id)
+        .value("resource_id", v.resource_id)
+        .value("resource_name", v.resource_name)
+        .value("resource_type", v.resource_type)
+        .value("resource_az", v.resource_az)
+        .value("resource_size", &v.resource_size)
+        .value("image_type", v.image_type.as_str())
+        .value("vault_id", &v.vault_id)
+        .value("provider_id", &v.provider_id)
+        .value("parent_id", &v.parent_id)
+        .time("created_at", Some(v.created_at))
+        .time("updated_at", Some(v.updated_at))
+        .time("protected_at", v.protected_at)
+        .time("expired_at", v.expired_at)
+        .raw("extend_info", &v.extend_info)
+        .raw("replication_records", &v.replication_records)
+        .raw("children", &v.children);
+    o.close();
+}
+
+/// `{"checkpoint_items": [...]}`.
+pub(crate) fn v1_list<'a>(views: impl Iterator<Item = View<'a>>) -> String {
+    let mut out = String::from("{\"checkpoint_items\":[");
+    for (i, v) in views.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        checkpoint_item(&mut out, &v);
+    }
+    out.push_str("]}");
+    out
+}
+
+/// `{"backups": [...], "count": N}`.
+pub(crate) fn v3_list<'a>(views: impl Iterator<Item = View<'a>>, count: u64) -> String {
+    let mut out = String::from("{\"backups\":[");
+    for (i, v) in views.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        backup_resp(&mut out, &v);
+    }
+    out.push_str("],\"count\":");
+    out.push_str(&count.to_string());
+    out.push('}');
+    out
+}
+
+/// `{"count": N}`.
+pub(crate) fn count(n: u64) -> String {
+    format!("{{\"count\":{n}}}")
+}
+
+/// `{"error": {"code": CODE, "message": TEXT}}`.
+pub(crate) fn error(e: &QueryError) -> String {
+    let mut out = String::from("{\"error\":");
+    let mut o = Object::open(&mut out);
+    o.value("code", e.code()).value("message", &e.to_string());
+    o.close();
+    out.push('}');
+    out
+}

@@ -1,0 +1,375 @@
+//! The filter planner: a request becomes a conjunction of row sets taken
+//! from the indexes (visibility first, then every filter), intersected
+//! smallest first and stopping as soon as the result is empty, plus the
+//! few checks that are cheaper row by row. `explain()` prints it.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use roaring::RoaringBitmap;
+
+use crate::query::{Api, EnterpriseProject, OwnType, Query, Scope};
+use crate::store::{EqField, OrderKey, Store, TextField};
+
+/// A set of rows from an index, with what it stands for.
+pub(crate) struct RowSet<'s> {
+    pub(crate) label: String,
+    pub(crate) rows: Cow<'s, RoaringBitmap>,
+}
+
+/// A condition checked row by row on the candidates, where building its
+/// row set would cost more than checking.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Check {
+    /// `created_at` in `[from, to]` (microseconds).
+    CreatedBetween(i64, i64),
+    /// `parent_id` has this dictionary code (`None`: no row has the value).
+    ParentId(Option<u32>),
+}
+
+/// What to intersect and check for one request.
+pub(crate) struct Plan<'s> {
+    pub(crate) api: Api,
+    /// The caller's visible set before filters (the marker must be in
+    /// every one of these).
+    pub(crate) visible: Vec<RowSet<'s>>,
+    /// The filters answered by indexes.
+    pub(crate) filters: Vec<RowSet<'s>>,
+    /// The filters answered row by row.
+    pub(crate) checks: Vec<Check>,
+    /// share.count: count sharing entries, not rows.
+    pub(crate) entries: bool,
+}
+
+fn union<'s>(sets: impl IntoIterator<Item = &'s RoaringBitmap>) -> RoaringBitmap {
+    let mut acc = RoaringBitmap::new();
+    for s in sets {
+        acc |= s;
+    }
+    acc
+}
+
+fn borrowed<'s>(label: String, rows: &'s RoaringBitmap) -> RowSet<'s> {
+    RowSet {
+        label,
+        rows: Cow::Borrowed(rows),
+    }
+}
+
+fn owned<'s>(label: String, rows: RoaringBitmap) -> RowSet<'s> {
+    RowSet {
+        label,
+        rows: Cow::Owned(rows),
+    }
+}
+
+impl<'s> Plan<'s> {
+    /// Plans `q` for `scope` over `store`. The query has been validated.
+    pub(crate) fn new(store: &'s Store, scope: &Scope, q: &Query) -> Plan<'s> {
+        let me = scope.project_id.as_str();
+        let f = &q.filter;
+        let mut visible = Vec::new();
+        let mut filters = Vec::new();
+        let mut checks = Vec::new();
+        let own = || store.eq_rows(EqField::Project, me);
+
+        match q.api {
+            Api::V1List | Api::V1Count if q.all_tenants => {
+                visible.push(borrowed("all records".into(), store.live_rows()))
+            }
+            Api::V1List | Api::V1Count => {
+                visible.push(borrowed(format!("project_id = {me}"), own()))
+            }
+            Api::V3List if q.all_tenants => {
+                visible.push(borrowed("all records".into(), store.live_rows()))
+            }
+            Api::V3List => {
+                let shared = store.shared_rows(me, None) - own();
+                visible.push(match q.own_type {
+                    OwnType::Private => borrowed(format!("project_id = {me}"), own()),
+                    OwnType::Shared => owned(format!("shared to {me} by other projects"), shared),
+                    OwnType::AllGranted => {
+                        owned(format!("project_id = {me} or shared to it"), shared | own())
+                    }
+                });
+            }
+            Api::ShareCount if q.share_to_me => visible.push(borrowed(
+                format!("shared to {me}"),
+                store.shared_rows(me, None),
+            )),
+            Api::ShareCount => {
+                visible.push(borrowed(format!("project_id = {me}"), own()));
+            }
+        }
+        if let Some(granted) = &scope.granted_eps {
+            let rows = union(
+                granted
+                    .iter()
+                    .map(|ep| store.eq_rows(EqField::EnterpriseProject, ep)),
+            );
+            visible.push(owned(
+                format!("enterprise_project_id in granted {granted:?}"),
+                rows,
+            ));
+        }
+
+        if !f.status.is_empty() {
+            let names: Vec<&str> = f.status.iter().map(|s| s.as_str()).collect();
+            let label = format!("status in {names:?}");
+            filters.push(match f.status.as_slice() {
+                [one] => borrowed(label, store.status_rows(*one)),
+                many => owned(label, union(many.iter().map(|s| store.status_rows(*s)))),
+            });
+        }
+        if let Some(v) = &f.name {
+            filters.push(owned(
+                format!("name contains {v:?}"),
+                store.contains_rows(TextField::Name, v),
+            ));
+        }
+        if let Some(v) = &f.resource_name {
+            filters.push(owned(
+                format!("resource_name contains {v:?}"),
+                store.contains_rows(TextField::ResourceName, v),
+            ));
+        }
+        let eq: [(&Option<String>, EqField, &str); 4] = [
+            (&f.resource_az, EqField::ResourceAz, "resource_az"),
+            (&f.resource_type, EqField::ResourceType, "resource_type"),
+            (&f.policy_id, EqField::Policy, "policy_id"),
+            (&f.vault_id, EqField::Vault, "vault_id"),
+        ];
+        for (value, field, name) in eq {
+            if let Some(v) = value {
+                filters.push(borrowed(format!("{name} = {v}"), store.eq_rows(field, v)));
+            }
+        }
+        let keyed: [(&Option<String>, OrderKey, &str); 3] = [
+            (&f.resource_id, OrderKey::ResourceId, "resource_id"),
+            (&f.checkpoint_id, OrderKey::CheckpointId, "checkpoint_id"),
+            (&f.backup_id, OrderKey::Id, "id"),
+        ];
+        for (value, key, name) in keyed {
+            if let Some(v) = value {
+                filters.push(owned(format!("{name} = {v}"), store.key_rows(key, v)));
+            }
+        }
+        if let Some(v) = &f.from_project_id {
+            filters.push(borrowed(
+                format!("project_id = {v}"),
+                store.eq_rows(EqField::Project, v),
+            ));
+        }
+        if let Some(t) = f.image_type {
+            filters.push(borrowed(
+                format!("image_type = {t}"),
+                store.image_type_rows(t),
+            ));
+        }
+        if let Some(d) = f.dec {
+            filters.push(borrowed(format!("dec = {d}"), store.dec_rows(d)));
+        }
+        if let Some(ip) = f.ip {
+            filters.push(owned(format!("ip = {ip}"), store.ip_rows(ip)));
+        }
+        if let Some(v) = &f.to_project_id {
+            filters.push(if q.share_to_me && v != me {
+                // Entries shared to me cannot have another destination.
+                owned(
+                    format!("shared to {v} (never, with share_to_me)"),
+                    RoaringBitmap::new(),
+                )
+            } else {
+                borrowed(format!("shared to {v}"), store.shared_rows(v, None))
+            });
+        }
+        if q.api == Api::V3List && !q.all_tenants {
+            if let Some(status) = f.member_status {
+                let shared = store.shared_rows(me, Some(status)) - own();
+                let rows = if q.own_type == OwnType::AllGranted {
+                    shared | own()
+                } else {
+                    shared
+                };
+                filters.push(owned(
+                    format!("own, or shared to {me} with member status {status}"),
+                    rows,
+                ));
+            }
+        }
+        match &f.enterprise_project {
+            Some(EnterpriseProject::Id(ep)) => filters.push(borrowed(
+                format!("enterprise_project_id = {ep}"),
+                store.eq_rows(EqField::EnterpriseProject, ep),
+            )),
+            Some(EnterpriseProject::AllGranted) => {
+                // Narrows to granted_eps, which visibility already applies.
+            }
+            None => {}
+        }
+        if let Some(parent) = &f.parent_id {
+            checks.push(Check::ParentId(store.parent_code(parent)));
+        }
+        if f.start_time.is_some() || f.end_time.is_some() {
+            let from = f.start_time.map_or(i64::MIN, |t| t.as_micros());
+            let to = f.end_time.map_or(i64::MAX, |t| t.as_micros());
+            // Collecting the range's rows costs a bitmap insert per row in
+            // range; checking costs a column read per candidate. Collect
+            // only when the range is much smaller than the smallest set.
+            let smallest = visible
+                .iter()
+                .chain(&filters)
+                .map(|s| s.rows.len())
+                .min()
+                .unwrap_or(0);
+            let in_range = store.created_between_count(from, to);
+            if in_range.saturating_mul(4) < smallest {
+                filters.push(owned(
+                    format!("created_at in [{}, {}]", show_time(from), show_time(to)),
+                    store.created_between(from, to),
+                ));
+            } else {
+                checks.push(Check::CreatedBetween(from, to));
+            }
+        }
+        let entries = q.api == Api::ShareCount && !q.share_to_me && f.to_project_id.is_none();
+        Plan {
+            api: q.api,
+            visible,
+            filters,
+            checks,
+            entries,
+        }
+    }
+
+    /// Whether `row` is in the caller's visible set (before filters).
+    pub(crate) fn is_visible(&self, row: u32) -> bool {
+        self.visible.iter().all(|s| s.rows.contains(row))
+    }
+
+    /// All sets, smallest first.
+    fn ordered_sets(&self) -> Vec<&RowSet<'s>> {
+        let mut sets: Vec<&RowSet<'s>> = self.visible.iter().chain(&self.filters).collect();
+        sets.sort_by_key(|s| s.rows.len());
+        sets
+    }
+
+    /// The rows passing every set (not the checks), intersected smallest
+    /// first, stopping as soon as the result is empty.
+    pub(crate) fn candidates(&self) -> RoaringBitmap {
+        let sets = self.ordered_sets();
+        let Some((first, rest)) = sets.split_first() else {
+            return RoaringBitmap::new();
+        };
+        let mut acc = first.rows.as_ref().clone();
+        for s in rest {
+            if acc.is_empty() {
+                break;
+            }
+            acc &= s.rows.as_ref();
+        }
+        acc
+    }
+
+    /// Whether the plan needs no row-level work to count.
+    pub(crate) fn is_index_only(&self) -> bool {
+        self.checks.is_empty()
+    }
+
+    /// The number of rows passing, from cardinalities alone when there are
+    /// no checks: one set is its length, two an `intersection_len`, more
+    /// intersect all but the largest first.
+    pub(crate) fn count_rows(&self, store: &Store) -> u64 {
+        if !self.is_index_only() {
+            let candidates = self.candidates();
+            return candidates
+                .iter()
+                .filter(|&r| self.passes_checks(store, r))
+                .count() as u64;
+        }
+        let sets = self.ordered_sets();
+        match sets.as_slice() {
+            [] => 0,
+            [one] => one.rows.len(),
+            [a, b] => a.rows.intersection_len(&b.rows),
+            [smaller @ .., largest] => {
+                let mut acc = smaller[0].rows.as_ref().clone();
+                for s in &smaller[1..] {
+                    if acc.is_empty() {
+                        return 0;
+                    }
+                    acc &= s.rows.as_ref();
+                }
+                acc.intersection_len(&largest.rows)
+            }
+        }
+    }
+
+    /// share.count without `to_project_id` and `share_to_me`: the sharing
+    /// entries of the passing rows, `Σ_k |rows ∧ at_least[k]|`.
+    pub(crate) fn count(&self, store: &Store) -> u64 {
+        if !self.entries {
+            return self.count_rows(store);
+        }
+        let mut candidates = self.candidates();
+        if !self.is_index_only() {
+            candidates = candidates
+                .iter()
+                .filter(|&r| self.passes_checks(store, r))
+                .collect();
+        }
+        store.sharing_entries(&candidates)
+    }
+
+    /// Whether `row` passes the row-level checks.
+    #[inline]
+    pub(crate) fn passes_checks(&self, store: &Store, row: u32) -> bool {
+        self.checks.iter().all(|c| match *c {
+            Check::CreatedBetween(from, to) => (from..=to).contains(&store.created_at_of(row)),
+            Check::ParentId(code) => code.is_some_and(|c| store.parent_code_of(row) == c),
+        })
+    }
+
+    /// The plan in words, for people and for tests.
+    pub(crate) fn explain(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:?}: intersect smallest first, stop when empty",
+            self.api
+        );
+        for s in self.ordered_sets() {
+            let role = if self.visible.iter().any(|v| std::ptr::eq(v, s)) {
+                "visible"
+            } else {
+                "filter"
+            };
+            let _ = writeln!(out, "  {role}: {} ({} rows)", s.label, s.rows.len());
+        }
+        for c in &self.checks {
+            let _ = match c {
+                Check::CreatedBetween(from, to) => {
+                    writeln!(
+                        out,
+                        "  check row by row: created_at in [{}, {}]",
+                        show_time(*from),
+                        show_time(*to)
+                    )
+                }
+                Check::ParentId(_) => writeln!(out, "  check row by row: parent_id"),
+            };
+        }
+        let answer = match (self.checks.is_empty(), self.entries) {
+            (true, false) => "count: from bitmap cardinalities, no row touched",
+            (true, true) => "count: sharing entries from bitmap cardinalities, no row touched",
+            (false, _) => "count: candidates checked row by row",
+        };
+        let _ = writeln!(out, "  {answer}");
+        out
+    }
+}
+
+fn show_time(micros: i64) -> String {
+    crate::timestamp::Timestamp::from_micros(micros)
+        .map_or_else(|| "open".to_owned(), |t| t.to_string())
+}
