@@ -421,3 +421,102 @@ fn typed_queries_explain_and_facets() {
         [("az1".to_owned(), 5)]
     );
 }
+
+#[test]
+fn plans_of_typical_requests() {
+    use backdex::synth::{generate, SynthConfig};
+    use backdex::{parse_request, DEFAULT_MAX_LIMIT};
+    let records: Vec<_> = generate(&SynthConfig {
+        records: 20_000,
+        projects: 300,
+        seed: 9,
+        slim: true,
+    })
+    .collect();
+    let mut sizes: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for r in &records {
+        *sizes.entry(r.project_id.as_str()).or_default() += 1;
+    }
+    let big = sizes
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(p, _)| p.to_string())
+        .unwrap();
+    let small = sizes
+        .iter()
+        .filter(|(_, n)| **n >= 5)
+        .min_by_key(|(_, n)| **n)
+        .map(|(p, _)| p.to_string())
+        .unwrap();
+    let mut store = Store::new();
+    store.upsert(&records).unwrap();
+    let explain = |project: &str, route: &str, query: &str| {
+        let scope = Scope::project(project);
+        let path = format!(
+            "/{}/{project}/{route}",
+            if route == "backups" {
+                "v3"
+            } else if route.contains("sharing") {
+                "v2"
+            } else {
+                "v1"
+            }
+        );
+        let q = parse_request(&path, query, &scope, DEFAULT_MAX_LIMIT).unwrap();
+        store.explain(&scope, &q).unwrap()
+    };
+
+    let plan = explain(
+        &big,
+        "checkpoint_items/count",
+        "status=error&name=autobk_1&resource_type=OS::Nova::Server",
+    );
+    assert!(
+        plan.contains("filter: name contains \"autobk_1\""),
+        "{plan}"
+    );
+    assert!(plan.contains("no row touched"), "{plan}");
+
+    // A wide time range is checked on the candidates; a narrow one is a set.
+    let wide = explain(
+        &big,
+        "checkpoint_items/count",
+        "start_time=2025-01-01T00:00:00&end_time=2027-01-01T00:00:00",
+    );
+    assert!(wide.contains("check row by row: created_at"), "{wide}");
+    assert!(wide.contains("candidates checked row by row"), "{wide}");
+    let narrow = explain(
+        &big,
+        "checkpoint_items/count",
+        "start_time=2026-03-01T00:00:00&end_time=2026-03-01T01:00:00",
+    );
+    assert!(
+        narrow.contains(
+            "filter: created_at in [2026-03-01T00:00:00.000000, 2026-03-01T01:00:00.000000]"
+        ),
+        "{narrow}"
+    );
+
+    let share = explain(&big, "os-vendor-backup-sharing/count", "");
+    assert!(
+        share.contains("sharing entries from bitmap cardinalities"),
+        "{share}"
+    );
+
+    // A large candidate set walks the index; a small one selects the top k.
+    let page = explain(&big, "checkpoint_items", "limit=100");
+    assert!(page.contains("order: created_at desc, id desc"), "{page}");
+    assert!(
+        page.contains("page: walk the created_at index from the marker"),
+        "{page}"
+    );
+    let mixed = explain(&big, "backups", "sort=name:asc,created_at:desc&limit=100");
+    assert!(
+        mixed.contains("re-sort each group of equal name"),
+        "{mixed}"
+    );
+    let tiny = explain(&small, "checkpoint_items", "limit=100");
+    assert!(tiny.contains("page: top-100 of"), "{tiny}");
+    let by_status = explain(&big, "backups", "sort=status&limit=10");
+    assert!(by_status.contains("page: top-10 of"), "{by_status}");
+}
