@@ -19,12 +19,15 @@ pub(crate) struct RowSet<'s> {
 
 /// A condition checked row by row on the candidates, where building its
 /// row set would cost more than checking.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Check {
     /// `created_at` in `[from, to]` (microseconds).
     CreatedBetween(i64, i64),
     /// `parent_id` has this dictionary code (`None`: no row has the value).
     ParentId(Option<u32>),
+    /// The text field's value is one of these codes (they contain the
+    /// pattern).
+    Contains(TextField, String, RoaringBitmap),
 }
 
 /// What to intersect and check for one request.
@@ -120,18 +123,6 @@ impl<'s> Plan<'s> {
                 [one] => borrowed(label, store.status_rows(*one)),
                 many => owned(label, union(many.iter().map(|s| store.status_rows(*s)))),
             });
-        }
-        if let Some(v) = &f.name {
-            filters.push(owned(
-                format!("name contains {v:?}"),
-                store.contains_rows(TextField::Name, v),
-            ));
-        }
-        if let Some(v) = &f.resource_name {
-            filters.push(owned(
-                format!("resource_name contains {v:?}"),
-                store.contains_rows(TextField::ResourceName, v),
-            ));
         }
         let eq: [(&Option<String>, EqField, &str); 4] = [
             (&f.resource_az, EqField::ResourceAz, "resource_az"),
@@ -232,6 +223,35 @@ impl<'s> Plan<'s> {
                 checks.push(Check::CreatedBetween(from, to));
             }
         }
+        // Substring filters: the matching values are known exactly. Few
+        // values (or rows) are collected through the ordered index; many
+        // are checked on the candidates by value code.
+        for (pattern, field, name) in [
+            (&f.name, TextField::Name, "name"),
+            (&f.resource_name, TextField::ResourceName, "resource_name"),
+        ] {
+            let Some(pattern) = pattern else { continue };
+            let found = store.text_match(field, pattern);
+            let smallest = visible
+                .iter()
+                .chain(&filters)
+                .map(|s| s.rows.len())
+                .min()
+                .unwrap_or(u64::MAX);
+            let collect = found
+                .codes
+                .len()
+                .saturating_mul(32)
+                .saturating_add(found.rows);
+            if collect < smallest.saturating_mul(2) {
+                filters.push(owned(
+                    format!("{name} contains {pattern:?} ({} values)", found.codes.len()),
+                    store.text_rows(field, &found.codes),
+                ));
+            } else {
+                checks.push(Check::Contains(field, pattern.clone(), found.codes));
+            }
+        }
         let entries = q.api == Api::ShareCount && !q.share_to_me && f.to_project_id.is_none();
         Plan {
             api: q.api,
@@ -324,9 +344,10 @@ impl<'s> Plan<'s> {
     /// Whether `row` passes the row-level checks.
     #[inline]
     pub(crate) fn passes_checks(&self, store: &Store, row: u32) -> bool {
-        self.checks.iter().all(|c| match *c {
-            Check::CreatedBetween(from, to) => (from..=to).contains(&store.created_at_of(row)),
+        self.checks.iter().all(|c| match c {
+            Check::CreatedBetween(from, to) => (*from..=*to).contains(&store.created_at_of(row)),
             Check::ParentId(code) => code.is_some_and(|c| store.parent_code_of(row) == c),
+            Check::Contains(field, _, codes) => codes.contains(store.text_code(*field, row)),
         })
     }
 
@@ -357,6 +378,15 @@ impl<'s> Plan<'s> {
                     )
                 }
                 Check::ParentId(_) => writeln!(out, "  check row by row: parent_id"),
+                Check::Contains(field, pattern, codes) => writeln!(
+                    out,
+                    "  check row by row: {} contains {pattern:?} ({} values)",
+                    match field {
+                        TextField::Name => "name",
+                        TextField::ResourceName => "resource_name",
+                    },
+                    codes.len()
+                ),
             };
         }
         let answer = match (self.checks.is_empty(), self.entries) {

@@ -34,6 +34,14 @@ pub(crate) enum TextField {
     ResourceName,
 }
 
+/// The values of a text field that contain a pattern.
+pub(crate) struct TextMatch {
+    /// Their dictionary codes.
+    pub(crate) codes: RoaringBitmap,
+    /// How many rows hold them.
+    pub(crate) rows: u64,
+}
+
 static EMPTY: LazyLock<RoaringBitmap> = LazyLock::new(RoaringBitmap::new);
 
 impl Store {
@@ -175,37 +183,59 @@ impl Store {
             .collect()
     }
 
-    /// Rows whose `field` contains `pattern` (bytes, case-sensitive): the
-    /// trigram index narrows the distinct values (all of them for patterns
-    /// under three bytes), each candidate value is verified, and a matching
-    /// value's rows come from its ordered index.
-    pub(crate) fn contains_rows(&self, field: TextField, pattern: &str) -> RoaringBitmap {
-        let (col, grams, key): (&DictColumn, &TrigramIndex, OrderKey) = match field {
+    fn text_parts(&self, field: TextField) -> (&DictColumn, &TrigramIndex, OrderKey) {
+        match field {
             TextField::Name => (&self.cols.name, &self.idx.name_grams, OrderKey::Name),
             TextField::ResourceName => (
                 &self.cols.resource_name,
                 &self.idx.resource_name_grams,
                 OrderKey::ResourceName,
             ),
-        };
-        let values: Vec<&str> = match grams.candidates(pattern) {
+        }
+    }
+
+    /// The distinct values of `field` that contain `pattern` (bytes,
+    /// case-sensitive): the trigram index narrows the values (all of them
+    /// for patterns under three bytes) and each candidate is verified. Also
+    /// counts their rows exactly, from the dictionary's reference counts.
+    pub(crate) fn text_match(&self, field: TextField, pattern: &str) -> TextMatch {
+        let (col, grams, _) = self.text_parts(field);
+        let codes: RoaringBitmap = match grams.candidates(pattern) {
             Some(codes) => codes
                 .iter()
-                .map(|c| col.dict.value(c))
-                .filter(|v| v.contains(pattern))
+                .filter(|&c| col.dict.value(c).contains(pattern))
                 .collect(),
             None => col
                 .dict
                 .iter()
-                .map(|(_, v)| v)
-                .filter(|v| v.contains(pattern))
+                .filter(|(_, v)| v.contains(pattern))
+                .map(|(c, _)| c)
                 .collect(),
         };
+        let rows = codes.iter().map(|c| u64::from(col.dict.refs(c))).sum();
+        TextMatch { codes, rows }
+    }
+
+    /// The rows holding any of these value codes: each value's rows are a
+    /// range of the field's ordered index.
+    pub(crate) fn text_rows(&self, field: TextField, codes: &RoaringBitmap) -> RoaringBitmap {
+        let (col, _, key) = self.text_parts(field);
         let mut rows = RoaringBitmap::new();
-        for v in values {
-            rows |= self.key_rows(key, v);
+        for code in codes {
+            rows |= self.key_rows(key, col.dict.value(code));
         }
         rows
+    }
+
+    /// The value code of `field` at a row.
+    #[inline]
+    pub(crate) fn text_code(&self, field: TextField, row: u32) -> u32 {
+        self.text_parts(field).0.code(row as usize)
+    }
+
+    /// Rows whose `field` contains `pattern`.
+    pub(crate) fn contains_rows(&self, field: TextField, pattern: &str) -> RoaringBitmap {
+        self.text_rows(field, &self.text_match(field, pattern).codes)
     }
 
     /// Rows whose `created_at` lies in `[from, to]` (microseconds, both
