@@ -110,7 +110,7 @@ pub(crate) fn page(
     q: &Query,
     candidates: &RoaringBitmap,
     marker: Option<u32>,
-) -> (Vec<u32>, Access) {
+) -> Vec<u32> {
     let order = q.sort.effective();
     let (skip, take) = (q.page.offset, q.page.limit);
     let need = skip.saturating_add(take);
@@ -172,5 +172,5 @@ pub(crate) fn page(
             out
         }
     };
-    (rows.into_iter().skip(skip).collect(), access)
+    rows.into_iter().skip(skip).collect()
 }

@@ -7,12 +7,15 @@
 //! memory, from a columnar [`Store`] with roaring bitmap and ordered indexes.
 //! The library does no I/O.
 //!
-//! This release holds the foundation: the strictly validated [`Record`]
-//! model, the [`Store`] with its indexes and atomic batch changes, the
-//! thread-safe [`Engine`] with snapshots, and the naive [`oracle`].
+//! The parts: the strictly validated [`Record`] model; the [`Store`] with
+//! its indexes and atomic batch changes; [`Store::handle`], which answers a
+//! route, a raw query string and a [`Scope`] with a [`Response`] exactly as
+//! `SEMANTICS.md` says (with typed [`Query`]s, [`Store::explain`] and
+//! [`Store::facets`] beside it); the thread-safe [`Engine`] with snapshots;
+//! and the naive [`oracle`] every answer is tested against.
 //!
 //! ```
-//! use backdex::{records_from_json, Engine};
+//! use backdex::{records_from_json, Engine, Scope};
 //!
 //! let batch = serde_json::json!([{
 //!     "id": "b1", "checkpoint_id": "c1", "project_id": "p1", "name": "autobk_b629",
@@ -32,6 +35,15 @@
 //! let err = records_from_json(&bad).unwrap_err();
 //! assert_eq!(err.to_string(), "record 0: field `checkpoint_id`: missing required field");
 //! assert_eq!(engine.snapshot().len(), 1);
+//!
+//! // The four APIs, as a server calls them.
+//! let me = Scope::project("p1");
+//! let count = engine.handle("/v1/p1/checkpoint_items/count", "status=available", &me);
+//! assert_eq!((count.status, count.body.as_str()), (200, r#"{"count":1}"#));
+//! let page = engine.handle("/v3/p1/backups", "sort=name:asc&limit=10", &me);
+//! assert_eq!(page.json()["backups"][0]["created_at"], "2020-02-20T23:00:54.065135");
+//! let shared = engine.handle("/v2/p2/os-vendor-backup-sharing/count", "share_to_me=true", &Scope::project("p2"));
+//! assert_eq!(shared.body, r#"{"count":1}"#);
 //! # Ok::<(), backdex::ChangeError>(())
 //! ```
 #![forbid(unsafe_code)]

@@ -140,7 +140,7 @@ impl Store {
     fn page_rows(&self, plan: &Plan<'_>, q: &Query) -> Result<Vec<u32>, QueryError> {
         let marker = exec::resolve_marker(self, plan, q)?;
         let candidates = plan.candidates();
-        Ok(exec::page(self, plan, q, &candidates, marker).0)
+        Ok(exec::page(self, plan, q, &candidates, marker))
     }
 
     /// The count a query answers: `v1.count`, `share.count`, or a list's

@@ -138,6 +138,15 @@ impl<'o> Object<'o> {
     }
 }
 
+/// The fields both item shapes start with.
+fn identity<'o, 'w>(o: &'o mut Object<'w>, v: &View<'_>) -> &'o mut Object<'w> {
+    o.value("id", v.id)
+        .value("checkpoint_id", v.checkpoint_id)
+        .value("name", v.name)
+        .value("description", v.description)
+        .value("status", v.status.as_str())
+}
+
 /// v1 `CheckpointItem`. Its `extend_info` is the stored object with six
 /// keys set from the record (§6).
 pub(crate) fn checkpoint_item(out: &mut String, v: &View<'_>) {
@@ -149,11 +158,7 @@ pub(crate) fn checkpoint_item(out: &mut String, v: &View<'_>) {
     extend.insert("dec".into(), v.dec.into());
     extend.insert("size".into(), v.resource_size.into());
     let mut o = Object::open(out);
-    o.value("id", v.id)
-        .value("checkpoint_id", v.checkpoint_id)
-        .value("name", v.name)
-        .value("description", v.description)
-        .value("status", v.status.as_str())
+    identity(&mut o, v)
         .value("resource_id", v.resource_id)
         .value("resource_type", v.resource_type)
         .time("created_at", Some(v.created_at))
@@ -168,11 +173,7 @@ pub(crate) fn checkpoint_item(out: &mut String, v: &View<'_>) {
 /// v3 `BackupResp`; `extend_info` exactly as stored.
 pub(crate) fn backup_resp(out: &mut String, v: &View<'_>) {
     let mut o = Object::open(out);
-    o.value("id", v.id)
-        .value("checkpoint_id", v.checkpoint_id)
-        .value("name", v.name)
-        .value("description", v.description)
-        .value("status", v.status.as_str())
+    identity(&mut o, v)
         .value("project_id", v.project_id)
         .value("enterprise_project_id", v.enterprise_project_id)
         .value("resource_id", v.resource_id)
@@ -194,29 +195,34 @@ pub(crate) fn backup_resp(out: &mut String, v: &View<'_>) {
     o.close();
 }
 
-/// `{"checkpoint_items": [...]}`.
-pub(crate) fn v1_list<'a>(views: impl Iterator<Item = View<'a>>) -> String {
-    let mut out = String::from("{\"checkpoint_items\":[");
+/// `{"KEY":[item,...]` (the caller closes the object).
+fn items<'a>(
+    key: &str,
+    views: impl Iterator<Item = View<'a>>,
+    item: fn(&mut String, &View<'_>),
+) -> String {
+    let mut out = format!("{{\"{key}\":[");
     for (i, v) in views.enumerate() {
         if i > 0 {
             out.push(',');
         }
-        checkpoint_item(&mut out, &v);
+        item(&mut out, &v);
     }
-    out.push_str("]}");
+    out.push(']');
+    out
+}
+
+/// `{"checkpoint_items": [...]}`.
+pub(crate) fn v1_list<'a>(views: impl Iterator<Item = View<'a>>) -> String {
+    let mut out = items("checkpoint_items", views, checkpoint_item);
+    out.push('}');
     out
 }
 
 /// `{"backups": [...], "count": N}`.
 pub(crate) fn v3_list<'a>(views: impl Iterator<Item = View<'a>>, count: u64) -> String {
-    let mut out = String::from("{\"backups\":[");
-    for (i, v) in views.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        backup_resp(&mut out, &v);
-    }
-    out.push_str("],\"count\":");
+    let mut out = items("backups", views, backup_resp);
+    out.push_str(",\"count\":");
     out.push_str(&count.to_string());
     out.push('}');
     out
