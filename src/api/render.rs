@@ -4,6 +4,8 @@
 
 use std::borrow::Cow;
 
+use std::fmt::Write as _;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -84,7 +86,20 @@ fn text<T: Serialize>(value: &T) -> Cow<'static, str> {
     Cow::Owned(serde_json::to_string(value).unwrap_or_default())
 }
 
-/// Writes `"name":value` pairs into one JSON object.
+/// Appends a JSON string. Almost every string here needs no escape, so it
+/// is copied as it is; the rest goes through serde_json.
+fn push_str_json(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    }
+}
+
+/// Writes `"name":value` pairs into one JSON object, without allocating
+/// per field.
 struct Object<'o> {
     out: &'o mut String,
     first: bool,
@@ -106,11 +121,22 @@ impl<'o> Object<'o> {
         self.out.push_str("\":");
     }
 
-    fn value<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> &mut Self {
+    fn str(&mut self, name: &str, value: &str) -> &mut Self {
         self.key(name);
-        // Serializing strings, numbers, booleans and nulls cannot fail.
-        self.out
-            .push_str(&serde_json::to_string(value).unwrap_or_default());
+        push_str_json(self.out, value);
+        self
+    }
+
+    fn opt_str(&mut self, name: &str, value: Option<&str>) -> &mut Self {
+        match value {
+            Some(v) => self.str(name, v),
+            None => self.raw(name, "null"),
+        }
+    }
+
+    fn int(&mut self, name: &str, value: u64) -> &mut Self {
+        self.key(name);
+        let _ = write!(self.out, "{value}");
         self
     }
 
@@ -119,7 +145,8 @@ impl<'o> Object<'o> {
         match t {
             Some(t) => {
                 self.out.push('"');
-                self.out.push_str(&t.to_string());
+                self.out
+                    .push_str(std::str::from_utf8(&t.text()).unwrap_or_default());
                 self.out.push('"');
             }
             None => self.out.push_str("null"),
@@ -140,33 +167,74 @@ impl<'o> Object<'o> {
 
 /// The fields both item shapes start with.
 fn identity<'o, 'w>(o: &'o mut Object<'w>, v: &View<'_>) -> &'o mut Object<'w> {
-    o.value("id", v.id)
-        .value("checkpoint_id", v.checkpoint_id)
-        .value("name", v.name)
-        .value("description", v.description)
-        .value("status", v.status.as_str())
+    o.str("id", v.id)
+        .str("checkpoint_id", v.checkpoint_id)
+        .str("name", v.name)
+        .str("description", v.description)
+        .str("status", v.status.as_str())
 }
 
-/// v1 `CheckpointItem`. Its `extend_info` is the stored object with six
-/// keys set from the record (§6).
+/// The keys v1 sets in `extend_info` from the record (§6), quoted as they
+/// would stand in the stored text.
+const V1_KEYS: [&str; 6] = [
+    "\"resource_az\"",
+    "\"resource_name\"",
+    "\"resource_type\"",
+    "\"image_type\"",
+    "\"dec\"",
+    "\"size\"",
+];
+
+/// v1's `extend_info`: the stored object with six keys set from the record.
+/// When the stored text holds none of them (the usual case, checked on the
+/// text) they are appended to it; otherwise the object is parsed, updated
+/// and written again. Both give the same bytes where both apply.
+fn v1_extend_info(out: &mut String, v: &View<'_>) {
+    v1_extend_info_by(out, v, true);
+}
+
+fn v1_extend_info_by(out: &mut String, v: &View<'_>, may_splice: bool) {
+    let stored: &str = &v.extend_info;
+    let may_overlap = V1_KEYS.iter().any(|k| stored.contains(k));
+    if !may_splice || may_overlap || !stored.starts_with('{') || !stored.ends_with('}') {
+        let mut extend: Map<String, Value> = serde_json::from_str(stored).unwrap_or_default();
+        extend.insert("resource_az".into(), v.resource_az.into());
+        extend.insert("resource_name".into(), v.resource_name.into());
+        extend.insert("resource_type".into(), v.resource_type.into());
+        extend.insert("image_type".into(), v.image_type.as_str().into());
+        extend.insert("dec".into(), v.dec.into());
+        extend.insert("size".into(), v.resource_size.into());
+        out.push_str(&serde_json::to_string(&extend).unwrap_or_default());
+        return;
+    }
+    let inner = &stored[1..stored.len() - 1];
+    out.push_str(&stored[..stored.len() - 1]);
+    let mut o = Object {
+        out,
+        first: inner.is_empty(),
+    };
+    o.str("resource_az", v.resource_az)
+        .str("resource_name", v.resource_name)
+        .str("resource_type", v.resource_type)
+        .str("image_type", v.image_type.as_str())
+        .raw("dec", if v.dec { "true" } else { "false" })
+        .int("size", v.resource_size);
+    o.close();
+}
+
+/// v1 `CheckpointItem` (§6).
 pub(crate) fn checkpoint_item(out: &mut String, v: &View<'_>) {
-    let mut extend: Map<String, Value> = serde_json::from_str(&v.extend_info).unwrap_or_default();
-    extend.insert("resource_az".into(), v.resource_az.into());
-    extend.insert("resource_name".into(), v.resource_name.into());
-    extend.insert("resource_type".into(), v.resource_type.into());
-    extend.insert("image_type".into(), v.image_type.as_str().into());
-    extend.insert("dec".into(), v.dec.into());
-    extend.insert("size".into(), v.resource_size.into());
     let mut o = Object::open(out);
     identity(&mut o, v)
-        .value("resource_id", v.resource_id)
-        .value("resource_type", v.resource_type)
+        .str("resource_id", v.resource_id)
+        .str("resource_type", v.resource_type)
         .time("created_at", Some(v.created_at))
         .time("updated_at", Some(v.updated_at))
         .time("protected_at", v.protected_at)
         .raw("backup_data", &v.backup_data)
         .raw("replication_records", &v.replication_records)
-        .value("extend_info", &extend);
+        .key("extend_info");
+    v1_extend_info(o.out, v);
     o.close();
 }
 
@@ -174,17 +242,17 @@ pub(crate) fn checkpoint_item(out: &mut String, v: &View<'_>) {
 pub(crate) fn backup_resp(out: &mut String, v: &View<'_>) {
     let mut o = Object::open(out);
     identity(&mut o, v)
-        .value("project_id", v.project_id)
-        .value("enterprise_project_id", v.enterprise_project_id)
-        .value("resource_id", v.resource_id)
-        .value("resource_name", v.resource_name)
-        .value("resource_type", v.resource_type)
-        .value("resource_az", v.resource_az)
-        .value("resource_size", &v.resource_size)
-        .value("image_type", v.image_type.as_str())
-        .value("vault_id", &v.vault_id)
-        .value("provider_id", &v.provider_id)
-        .value("parent_id", &v.parent_id)
+        .str("project_id", v.project_id)
+        .str("enterprise_project_id", v.enterprise_project_id)
+        .str("resource_id", v.resource_id)
+        .str("resource_name", v.resource_name)
+        .str("resource_type", v.resource_type)
+        .str("resource_az", v.resource_az)
+        .int("resource_size", v.resource_size)
+        .str("image_type", v.image_type.as_str())
+        .opt_str("vault_id", v.vault_id)
+        .opt_str("provider_id", v.provider_id)
+        .opt_str("parent_id", v.parent_id)
         .time("created_at", Some(v.created_at))
         .time("updated_at", Some(v.updated_at))
         .time("protected_at", v.protected_at)
@@ -222,9 +290,7 @@ pub(crate) fn v1_list<'a>(views: impl Iterator<Item = View<'a>>) -> String {
 /// `{"backups": [...], "count": N}`.
 pub(crate) fn v3_list<'a>(views: impl Iterator<Item = View<'a>>, count: u64) -> String {
     let mut out = items("backups", views, backup_resp);
-    out.push_str(",\"count\":");
-    out.push_str(&count.to_string());
-    out.push('}');
+    let _ = write!(out, ",\"count\":{count}}}");
     out
 }
 
@@ -237,8 +303,48 @@ pub(crate) fn count(n: u64) -> String {
 pub(crate) fn error(e: &QueryError) -> String {
     let mut out = String::from("{\"error\":");
     let mut o = Object::open(&mut out);
-    o.value("code", e.code()).value("message", &e.to_string());
+    o.str("code", e.code()).str("message", &e.to_string());
     o.close();
     out.push('}');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Appending the six keys to the stored text gives the same bytes as
+    /// parsing, updating and writing the object.
+    #[test]
+    fn v1_extend_info_splice_equals_the_parsed_path() {
+        let base = Record::from_json(&json!({
+            "id": "b", "checkpoint_id": "c", "project_id": "p", "name": "n", "status": "error",
+            "resource_id": "r", "resource_type": "OS::Nova::Server", "resource_name": "vm \"1\"\n",
+            "resource_az": "az1", "resource_size": 40, "dec": true,
+            "created_at": "2020-01-01T00:00:00", "updated_at": "2020-01-01T00:00:00"
+        }))
+        .unwrap();
+        for extend in [
+            json!({}),
+            json!({"auto_trigger": true, "progress": 100}),
+            json!({"nested": {"size": 3, "dec": [1.5, "x"]}, "é": "\u{1}"}),
+            json!({"size": 7, "other": null}),
+            json!({"resource_az": "old", "a": {}}),
+            json!({"note": "the word \"size\" in a value"}),
+        ] {
+            let record = Record {
+                extend_info: extend.as_object().cloned().unwrap(),
+                ..base.clone()
+            };
+            let view = View::of_record(&record);
+            let (mut spliced, mut parsed) = (String::new(), String::new());
+            v1_extend_info_by(&mut spliced, &view, true);
+            v1_extend_info_by(&mut parsed, &view, false);
+            assert_eq!(spliced, parsed, "{extend}");
+            let value: Value = serde_json::from_str(&spliced).unwrap();
+            assert_eq!(value["size"], 40);
+            assert_eq!(value["resource_name"], "vm \"1\"\n");
+        }
+    }
 }
