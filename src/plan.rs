@@ -21,8 +21,6 @@ pub(crate) struct RowSet<'s> {
 /// row set would cost more than checking.
 #[derive(Debug, Clone)]
 pub(crate) enum Check {
-    /// `created_at` in `[from, to]` (microseconds).
-    CreatedBetween(i64, i64),
     /// `parent_id` has this dictionary code (`None`: no row has the value).
     ParentId(Option<u32>),
     /// The text field's value is one of these codes (they contain the
@@ -204,24 +202,12 @@ impl<'s> Plan<'s> {
         if f.start_time.is_some() || f.end_time.is_some() {
             let from = f.start_time.map_or(i64::MIN, |t| t.as_micros());
             let to = f.end_time.map_or(i64::MAX, |t| t.as_micros());
-            // Collecting the range's rows costs a bitmap insert per row in
-            // range; checking costs a column read per candidate. Collect
-            // only when the range is much smaller than the smallest set.
-            let smallest = visible
-                .iter()
-                .chain(&filters)
-                .map(|s| s.rows.len())
-                .min()
-                .unwrap_or(0);
-            let in_range = store.created_between_count(from, to);
-            if in_range.saturating_mul(4) < smallest {
-                filters.push(owned(
-                    format!("created_at in [{}, {}]", show_time(from), show_time(to)),
-                    store.created_between(from, to),
-                ));
-            } else {
-                checks.push(Check::CreatedBetween(from, to));
-            }
+            // Whole days are bitmaps of the day index; only the two edge
+            // days are checked row by row.
+            filters.push(owned(
+                format!("created_at in [{}, {}]", show_time(from), show_time(to)),
+                store.created_in(from, to),
+            ));
         }
         // Substring filters: the matching values are known exactly. Few
         // values (or rows) are collected through the ordered index; many
@@ -345,7 +331,6 @@ impl<'s> Plan<'s> {
     #[inline]
     pub(crate) fn passes_checks(&self, store: &Store, row: u32) -> bool {
         self.checks.iter().all(|c| match c {
-            Check::CreatedBetween(from, to) => (*from..=*to).contains(&store.created_at_of(row)),
             Check::ParentId(code) => code.is_some_and(|c| store.parent_code_of(row) == c),
             Check::Contains(field, _, codes) => codes.contains(store.text_code(*field, row)),
         })
@@ -369,14 +354,6 @@ impl<'s> Plan<'s> {
         }
         for c in &self.checks {
             let _ = match c {
-                Check::CreatedBetween(from, to) => {
-                    writeln!(
-                        out,
-                        "  check row by row: created_at in [{}, {}]",
-                        show_time(*from),
-                        show_time(*to)
-                    )
-                }
                 Check::ParentId(_) => writeln!(out, "  check row by row: parent_id"),
                 Check::Contains(field, pattern, codes) => writeln!(
                     out,

@@ -91,25 +91,6 @@ impl<T: Clone> SortedSeq<T> {
         }
     }
 
-    /// The number of entries from `start` (inclusive) to `end` (exclusive).
-    pub(crate) fn count_between(&self, start: Pos, end: Pos) -> usize {
-        if (end.leaf, end.offset) <= (start.leaf, start.offset) {
-            return 0;
-        }
-        if start.leaf == end.leaf {
-            return end.offset - start.offset;
-        }
-        let first = self
-            .leaves
-            .get(start.leaf)
-            .map_or(0, |l| l.len() - start.offset.min(l.len()));
-        let middle: usize = self.leaves[start.leaf + 1..end.leaf.min(self.leaves.len())]
-            .iter()
-            .map(|l| l.len())
-            .sum();
-        first + middle + end.offset
-    }
-
     /// Entries from `pos` on, in order.
     pub(crate) fn iter_from(&self, pos: Pos) -> impl Iterator<Item = &T> + '_ {
         let first = self

@@ -59,7 +59,7 @@ pub(crate) use column::{Chunked, StrColumn, MAX_TEXT_BYTES};
 pub(crate) use dict::{Dict, DictColumn, NULL_CODE};
 
 use crate::error::ChangeError;
-use crate::index::{BitmapIndex, IpIndex, SharingIndex, SortedSeq, TrigramIndex};
+use crate::index::{BitmapIndex, CowMap, IpIndex, SharingIndex, SortedSeq, TrigramIndex};
 use crate::record::{ImageType, Member, MemberStatus, Record, Status};
 use crate::timestamp::Timestamp;
 use crate::{batch, parallel};
@@ -301,12 +301,23 @@ pub(crate) struct Indexes {
     pub(crate) name_grams: TrigramIndex,
     pub(crate) resource_name_grams: TrigramIndex,
     pub(crate) ips: IpIndex,
+    /// Rows by the UTC day of `created_at`, for time ranges.
+    pub(crate) days: CowMap<i64, RoaringBitmap>,
 }
 
 impl Indexes {
     pub(crate) fn order(&self, key: OrderKey) -> &SortedSeq<u32> {
         &self.orders[key as usize]
     }
+}
+
+/// Microseconds in a day.
+pub(crate) const DAY_MICROS: i64 = 86_400_000_000;
+
+/// The UTC day (since 1970-01-01) of a timestamp in microseconds.
+#[inline]
+pub(crate) fn day_of(micros: i64) -> i64 {
+    micros.div_euclid(DAY_MICROS)
 }
 
 /// A timestamp as an unsigned integer with the same order.
@@ -628,6 +639,9 @@ impl Store {
             }
         }
         x.sharing.insert(row, c.members.get(i));
+        x.days
+            .entry_or_insert_with(day_of(*c.created_at.get(i)), RoaringBitmap::new)
+            .insert(row);
         if ordered {
             for key in OrderKey::ALL {
                 x.orders[key as usize].insert_by(row, |&a, &b| c.cmp_rows(key, a, b));
@@ -653,6 +667,13 @@ impl Store {
         x.image_type.remove(*c.image_type.get(i) as u32, row);
         x.dec.remove(u32::from(*c.dec.get(i)), row);
         x.sharing.remove(row, c.members.get(i));
+        let day = day_of(*c.created_at.get(i));
+        if let Some(rows) = x.days.get_mut(&day) {
+            rows.remove(row);
+            if rows.is_empty() {
+                x.days.remove(&day);
+            }
+        }
         for &(dest, _) in c.members.get(i).iter() {
             c.dests.release(dest);
         }
@@ -771,7 +792,12 @@ impl Store {
         .sum::<usize>()
             + x.sharing.heap_bytes()
             + crate::index::bitmap_bytes(&self.live)
-            + crate::index::bitmap_bytes(&self.free);
+            + crate::index::bitmap_bytes(&self.free)
+            + x.days.heap_bytes()
+            + x.days
+                .iter()
+                .map(|(_, b)| crate::index::bitmap_bytes(b))
+                .sum::<usize>();
         let ordered_indexes = x.orders.iter().map(SortedSeq::heap_bytes).sum::<usize>();
         let substring_indexes = x.name_grams.heap_bytes() + x.resource_name_grams.heap_bytes();
         MemoryUsage {

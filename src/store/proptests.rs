@@ -58,7 +58,9 @@ pub(crate) const IPS: &[&str] = &[
 ];
 
 pub(crate) fn time() -> impl Strategy<Value = Timestamp> {
-    (0i64..6).prop_map(|s| Timestamp::from_micros(1_600_000_000_000_000 + s * 1_000_001).unwrap())
+    // Six instants over about two days: ties, and several days for the day index.
+    (0i64..6)
+        .prop_map(|s| Timestamp::from_micros(1_600_000_000_000_000 + s * 40_000_000_001).unwrap())
 }
 
 fn owned(pool: &'static [Option<&'static str>]) -> impl Strategy<Value = Option<String>> {
@@ -326,11 +328,20 @@ fn check_against_oracle(store: &Store, oracle: &Oracle) -> Result<(), TestCaseEr
             .sum();
         prop_assert_eq!(store.sharing_entries(owned), entries as u64);
     }
-    let (lo, hi) = (1_600_000_001_000_001, 1_600_000_003_000_003);
-    prop_assert_eq!(
-        ids_of(store, &store.created_between(lo, hi)),
-        scan(oracle, |r| (lo..=hi).contains(&r.created_at.as_micros()))
-    );
+    let base = 1_600_000_000_000_000;
+    for (lo, hi) in [
+        (base, base),
+        (base + 1, base + 40_000_000_001),
+        (base - 1, base + 86_400_000_000),
+        (base + 40_000_000_001, base + 200_000_000_005),
+        (i64::MIN, i64::MAX),
+        (base + 5, base + 4),
+    ] {
+        prop_assert_eq!(
+            ids_of(store, &store.created_in(lo, hi)),
+            scan(oracle, |r| (lo..=hi).contains(&r.created_at.as_micros()))
+        );
+    }
     for key in OrderKey::ALL {
         let mut sorted: Vec<&Record> = oracle.records().iter().collect();
         sorted.sort_by(|a, b| cmp_records(key, a, b));

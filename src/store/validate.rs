@@ -202,6 +202,18 @@ impl Store {
             }
         }
 
+        let mut days: BTreeMap<i64, RoaringBitmap> = BTreeMap::new();
+        for row in self.live.iter() {
+            days.entry(super::day_of(*c.created_at.get(row as usize)))
+                .or_default()
+                .insert(row);
+        }
+        let actual: BTreeMap<i64, RoaringBitmap> =
+            x.days.iter().map(|(d, b)| (*d, b.clone())).collect();
+        if actual != days {
+            return Err("day index disagrees with created_at".into());
+        }
+
         x.ips.check().map_err(|e| format!("ip index: {e}"))?;
         let mut actual_ips = x.ips.pairs();
         actual_ips.sort();
