@@ -43,6 +43,8 @@ pub(crate) struct View<'a> {
     pub(crate) backup_data: Cow<'a, str>,
     pub(crate) replication_records: Cow<'a, str>,
     pub(crate) children: Cow<'a, str>,
+    /// The stored `extend_info` has one of the keys v1 sets itself.
+    pub(crate) extend_overlaps: bool,
 }
 
 impl<'a> View<'a> {
@@ -73,6 +75,7 @@ impl<'a> View<'a> {
             backup_data: text(&r.backup_data),
             replication_records: text(&r.replication_records),
             children: text(&r.children),
+            extend_overlaps: v1_keys_overlap(&r.extend_info),
         }
     }
 
@@ -174,20 +177,24 @@ fn identity<'o, 'w>(o: &'o mut Object<'w>, v: &View<'_>) -> &'o mut Object<'w> {
         .str("status", v.status.as_str())
 }
 
-/// The keys v1 sets in `extend_info` from the record (§6), quoted as they
-/// would stand in the stored text.
+/// The keys v1 sets in `extend_info` from the record (§6).
 const V1_KEYS: [&str; 6] = [
-    "\"resource_az\"",
-    "\"resource_name\"",
-    "\"resource_type\"",
-    "\"image_type\"",
-    "\"dec\"",
-    "\"size\"",
+    "resource_az",
+    "resource_name",
+    "resource_type",
+    "image_type",
+    "dec",
+    "size",
 ];
 
+/// Whether a stored `extend_info` has one of the keys v1 sets itself.
+pub(crate) fn v1_keys_overlap(extend_info: &Map<String, Value>) -> bool {
+    V1_KEYS.iter().any(|k| extend_info.contains_key(*k))
+}
+
 /// v1's `extend_info`: the stored object with six keys set from the record.
-/// When the stored text holds none of them (the usual case, checked on the
-/// text) they are appended to it; otherwise the object is parsed, updated
+/// When the stored object has none of them (the usual case, known since
+/// ingestion) they are appended to its text; otherwise the object is parsed, updated
 /// and written again. Both give the same bytes where both apply.
 fn v1_extend_info(out: &mut String, v: &View<'_>) {
     v1_extend_info_by(out, v, true);
@@ -195,8 +202,7 @@ fn v1_extend_info(out: &mut String, v: &View<'_>) {
 
 fn v1_extend_info_by(out: &mut String, v: &View<'_>, may_splice: bool) {
     let stored: &str = &v.extend_info;
-    let may_overlap = V1_KEYS.iter().any(|k| stored.contains(k));
-    if !may_splice || may_overlap || !stored.starts_with('{') || !stored.ends_with('}') {
+    if !may_splice || v.extend_overlaps || !stored.starts_with('{') || !stored.ends_with('}') {
         let mut extend: Map<String, Value> = serde_json::from_str(stored).unwrap_or_default();
         extend.insert("resource_az".into(), v.resource_az.into());
         extend.insert("resource_name".into(), v.resource_name.into());
@@ -269,7 +275,10 @@ fn items<'a>(
     views: impl Iterator<Item = View<'a>>,
     item: fn(&mut String, &View<'_>),
 ) -> String {
-    let mut out = format!("{{\"{key}\":[");
+    // Room for a typical page up front, rather than growing (and copying)
+    // the body as it is written.
+    let mut out = String::with_capacity(64 * 1024);
+    let _ = write!(out, "{{\"{key}\":[");
     for (i, v) in views.enumerate() {
         if i > 0 {
             out.push(',');

@@ -370,6 +370,7 @@ impl Store {
             backup_data: Cow::Borrowed(c.backup_data.str(i)),
             replication_records: Cow::Borrowed(c.replication_records.str(i)),
             children: Cow::Borrowed(c.children.str(i)),
+            extend_overlaps: self.idx.extend_overlap.contains(row),
         }
     }
 

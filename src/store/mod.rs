@@ -301,6 +301,9 @@ pub(crate) struct Indexes {
     pub(crate) name_grams: TrigramIndex,
     pub(crate) resource_name_grams: TrigramIndex,
     pub(crate) ips: IpIndex,
+    /// Rows whose stored `extend_info` has one of the keys v1 sets itself
+    /// (so v1 must rewrite it rather than append to its text).
+    pub(crate) extend_overlap: RoaringBitmap,
     /// Rows by the UTC day of `created_at`, for time ranges.
     pub(crate) days: CowMap<i64, RoaringBitmap>,
 }
@@ -616,6 +619,9 @@ impl Store {
             .map(|m| (c.dests.acquire(&m.dest_project_id).code, m.status))
             .collect();
         c.members.set(i, members);
+        if crate::api::render::v1_keys_overlap(&r.extend_info) {
+            self.idx.extend_overlap.insert(row);
+        }
     }
 
     /// Adds a freshly written row to every index but the ip index, which
@@ -667,6 +673,7 @@ impl Store {
         x.image_type.remove(*c.image_type.get(i) as u32, row);
         x.dec.remove(u32::from(*c.dec.get(i)), row);
         x.sharing.remove(row, c.members.get(i));
+        x.extend_overlap.remove(row);
         let day = day_of(*c.created_at.get(i));
         if let Some(rows) = x.days.get_mut(&day) {
             rows.remove(row);

@@ -103,7 +103,7 @@ pub(crate) fn record() -> impl Strategy<Value = Record> {
             proptest::collection::vec(select(MemberStatus::ALL), n),
         )
     });
-    let ips = (select(IP_TEXTS), select(IP_TEXTS), any::<bool>());
+    let ips = (select(IP_TEXTS), select(IP_TEXTS), any::<bool>(), 0usize..4);
     (ids, enums, refs, times, members, ips).prop_map(
         |(
             (
@@ -119,7 +119,7 @@ pub(crate) fn record() -> impl Strategy<Value = Record> {
             (policy_id, vault_id, provider_id, parent_id),
             (created_at, updated_at, protected_at, expired_at),
             (dests, statuses),
-            (private_ip, eip, eip_is_number),
+            (private_ip, eip, eip_is_number, extend_kind),
         )| {
             let mut backup_data = Map::new();
             backup_data.insert("private_ip".into(), json!(private_ip));
@@ -150,7 +150,13 @@ pub(crate) fn record() -> impl Strategy<Value = Record> {
                 updated_at,
                 protected_at,
                 expired_at,
-                extend_info: json!({"k": [1, 2.5, null]})
+                // Some hold keys that v1 overwrites (its slow path).
+                extend_info: [
+                    json!({"k": [1, 2.5, null]}),
+                    json!({}),
+                    json!({"size": 3, "x": "y"}),
+                    json!({"resource_az": "old", "k": {}}),
+                ][extend_kind]
                     .as_object()
                     .cloned()
                     .unwrap_or_default(),

@@ -213,6 +213,18 @@ impl Store {
         if actual != days {
             return Err("day index disagrees with created_at".into());
         }
+        let overlap: RoaringBitmap = self
+            .live
+            .iter()
+            .filter(|&row| {
+                let stored: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(c.extend_info.str(row as usize)).unwrap_or_default();
+                crate::api::render::v1_keys_overlap(&stored)
+            })
+            .collect();
+        if overlap != x.extend_overlap {
+            return Err("extend_info overlap bitmap disagrees with extend_info".into());
+        }
 
         x.ips.check().map_err(|e| format!("ip index: {e}"))?;
         let mut actual_ips = x.ips.pairs();
