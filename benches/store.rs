@@ -82,6 +82,30 @@ fn bench_store(c: &mut Criterion) {
     });
     group.finish();
 
+    // One record's status changed in place, every index kept exact: the
+    // streaming update a backup service's worker makes.
+    let mut single = Store::clone(&engine.snapshot());
+    let mut record = records[n / 3].clone();
+    let mut group = c.benchmark_group("change");
+    let mut flip = false;
+    group.bench_function(BenchmarkId::new("store_upsert_1_status_change", n), |b| {
+        b.iter(|| {
+            flip = !flip;
+            record.status = if flip {
+                Status::Error
+            } else {
+                Status::Available
+            };
+            single
+                .upsert(std::slice::from_ref(black_box(&record)))
+                .expect("valid")
+        })
+    });
+    group.finish();
+    single
+        .internal_validate()
+        .expect("the indexes stayed exact");
+
     // Point lookups: the store's id index against the oracle's scan.
     let store = engine.snapshot();
     let probe = records[n / 2].id.clone();

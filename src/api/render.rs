@@ -275,9 +275,9 @@ fn items<'a>(
     views: impl Iterator<Item = View<'a>>,
     item: fn(&mut String, &View<'_>),
 ) -> String {
-    // Room for a typical page up front, rather than growing (and copying)
-    // the body as it is written.
-    let mut out = String::with_capacity(64 * 1024);
+    // Room for the page up front (about 1 KB an item), rather than growing
+    // and copying the body as it is written.
+    let mut out = String::with_capacity(64 + 1024 * views.size_hint().0);
     let _ = write!(out, "{{\"{key}\":[");
     for (i, v) in views.enumerate() {
         if i > 0 {

@@ -481,16 +481,23 @@ impl Store {
         let prepared = self.prepare(records)?;
         let bulk = records.len() >= BULK_MIN && records.len() >= self.len();
         let mut batch_ips = Vec::new();
+        let no_orders = [false; OrderKey::ALL.len()];
+        let all_orders = [true; OrderKey::ALL.len()];
         for p in &prepared {
-            let row = match p.existing {
+            let (row, orders) = match p.existing {
                 Some(row) => {
-                    self.unindex(row, !bulk);
-                    row
+                    let orders = if bulk {
+                        no_orders
+                    } else {
+                        self.moved_orders(row, p.record)
+                    };
+                    self.unindex(row, orders);
+                    (row, orders)
                 }
-                None => self.alloc_row(),
+                None => (self.alloc_row(), if bulk { no_orders } else { all_orders }),
             };
             self.write(row, p);
-            self.index(row, !bulk);
+            self.index(row, orders);
             if bulk {
                 batch_ips.extend(p.ips.iter().map(|&ip| (ip, row)));
             } else {
@@ -523,7 +530,7 @@ impl Store {
     pub fn delete<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<usize, ChangeError> {
         let rows = batch::check_delete(ids, |id| self.row_of(id))?;
         for row in rows {
-            self.unindex(row, true);
+            self.unindex(row, [true; OrderKey::ALL.len()]);
             self.clear_row(row as usize);
             self.live.remove(row);
             self.free.insert(row);
@@ -624,9 +631,10 @@ impl Store {
         }
     }
 
-    /// Adds a freshly written row to every index but the ip index, which
-    /// the caller feeds from the prepared addresses.
-    fn index(&mut self, row: u32, ordered: bool) {
+    /// Adds a freshly written row to every index but the ip index (the
+    /// caller feeds it from the prepared addresses); of the ordered
+    /// indexes, to those flagged in `orders`.
+    fn index(&mut self, row: u32, orders: [bool; OrderKey::ALL.len()]) {
         let (c, x, i) = (&self.cols, &mut self.idx, row as usize);
         x.status.insert(*c.status.get(i) as u32, row);
         x.image_type.insert(*c.image_type.get(i) as u32, row);
@@ -648,22 +656,19 @@ impl Store {
         x.days
             .entry_or_insert_with(day_of(*c.created_at.get(i)), RoaringBitmap::new)
             .insert(row);
-        if ordered {
-            for key in OrderKey::ALL {
-                x.orders[key as usize].insert_by(row, |&a, &b| c.cmp_rows(key, a, b));
-            }
+        for key in OrderKey::ALL.into_iter().filter(|k| orders[*k as usize]) {
+            x.orders[key as usize].insert_by(row, |&a, &b| c.cmp_rows(key, a, b));
         }
     }
 
-    /// Removes a row from every index, reading its current column values;
-    /// releases its dictionary codes (the columns hold null codes after).
-    fn unindex(&mut self, row: u32, ordered: bool) {
+    /// Removes a row from every index (of the ordered ones, those flagged
+    /// in `orders`), reading its current column values; releases its
+    /// dictionary codes (the columns hold null codes after).
+    fn unindex(&mut self, row: u32, orders: [bool; OrderKey::ALL.len()]) {
         let i = row as usize;
-        if ordered {
-            let (c, x) = (&self.cols, &mut self.idx);
-            for key in OrderKey::ALL {
-                x.orders[key as usize].remove_by(|&e| c.cmp_rows(key, e, row));
-            }
+        let (c, x) = (&self.cols, &mut self.idx);
+        for key in OrderKey::ALL.into_iter().filter(|k| orders[*k as usize]) {
+            x.orders[key as usize].remove_by(|&e| c.cmp_rows(key, e, row));
         }
         for ip in self.cols.ips(i) {
             self.idx.ips.remove(ip, row);
@@ -710,6 +715,31 @@ impl Store {
         if let Some((code, text)) = c.resource_name.clear(i) {
             x.resource_name_grams.remove(code, &text);
         }
+    }
+
+    /// Which ordered indexes a replacement moves the row in: those whose
+    /// key, or the `created_at` every index breaks ties on, changes. A
+    /// status change touches one ordered index instead of nine.
+    fn moved_orders(&self, row: u32, r: &Record) -> [bool; OrderKey::ALL.len()] {
+        let (c, i) = (&self.cols, row as usize);
+        let created_moves = *c.created_at.get(i) != r.created_at.as_micros();
+        OrderKey::ALL.map(|key| {
+            created_moves
+                || match key {
+                    // Same id: a replacement keeps it.
+                    OrderKey::Id | OrderKey::CreatedAt => false,
+                    OrderKey::UpdatedAt => *c.updated_at.get(i) != r.updated_at.as_micros(),
+                    OrderKey::ProtectedAt => {
+                        *c.protected_at.get(i)
+                            != r.protected_at.map_or(NULL_TIME, Timestamp::as_micros)
+                    }
+                    OrderKey::Name => c.name.str(i) != r.name,
+                    OrderKey::Status => *c.status.get(i) != r.status,
+                    OrderKey::ResourceId => c.resource_id.str(i) != r.resource_id,
+                    OrderKey::ResourceName => c.resource_name.str(i) != r.resource_name,
+                    OrderKey::CheckpointId => c.checkpoint_id.str(i) != r.checkpoint_id,
+                }
+        })
     }
 
     /// Frees the text of a deleted row.
