@@ -14,18 +14,12 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use backdex::oracle::Oracle;
-use backdex::synth::{generate, SynthConfig};
 use backdex::{Record, Scope, Store};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rusqlite::{params, Connection};
 
-fn record_count() -> usize {
-    let benching = std::env::args().any(|a| a == "--bench");
-    std::env::var("BACKDEX_BENCH_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if benching { 1_000_000 } else { 20_000 })
-}
+mod common;
+use common::{dataset, largest_project, per_project, record_count};
 
 const COLUMNS: &str = "id, checkpoint_id, project_id, enterprise_project_id, name, description, status, \
     resource_id, resource_name, resource_type, resource_az, resource_size, image_type, policy_id, vault_id, \
@@ -50,7 +44,6 @@ fn sqlite(records: &[Record]) -> Connection {
         let mut member = tx
             .prepare("INSERT INTO members VALUES (?, ?, ?)")
             .expect("insert member");
-        let text = |v: &dyn erased::Json| v.text();
         for r in records {
             insert
                 .execute(params![
@@ -113,17 +106,9 @@ fn sqlite(records: &[Record]) -> Connection {
     db
 }
 
-mod erased {
-    /// An opaque part as JSON text.
-    pub(super) trait Json {
-        fn text(&self) -> String;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn text(&self) -> String {
-            serde_json::to_string(self).unwrap_or_default()
-        }
-    }
+/// An opaque part as JSON text.
+fn text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// One query class, as a request and as SQL.
@@ -183,20 +168,14 @@ fn run_sql(db: &Connection, class: &Class) -> Vec<String> {
 }
 
 fn bench_peers(c: &mut Criterion) {
-    let n = record_count();
-    let records: Vec<Record> = generate(&SynthConfig {
-        records: n,
-        slim: true,
-        ..SynthConfig::default()
-    })
-    .collect();
+    let n = record_count(20_000);
+    let records = dataset(n);
 
     // Concrete values from the data, so that each class answers something.
-    let mut per_project: HashMap<&str, usize> = HashMap::new();
+    let per_project = per_project(&records);
     let mut receivers: HashMap<&str, usize> = HashMap::new();
     let mut policies: HashMap<&str, usize> = HashMap::new();
     for r in &records {
-        *per_project.entry(&r.project_id).or_default() += 1;
         for m in &r.members {
             *receivers.entry(&m.dest_project_id).or_default() += 1;
         }
@@ -204,11 +183,7 @@ fn bench_peers(c: &mut Criterion) {
             *policies.entry(p).or_default() += 1;
         }
     }
-    let (big, big_len) = per_project
-        .iter()
-        .max_by_key(|(_, n)| **n)
-        .map(|(p, n)| (p.to_string(), *n))
-        .expect("records");
+    let (big, big_len) = largest_project(&records);
     let small = per_project
         .iter()
         .min_by_key(|(_, n)| (**n as i64 - 75).abs())

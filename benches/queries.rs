@@ -5,22 +5,15 @@
 //! Records: `BACKDEX_BENCH_RECORDS` (default 1,000,000 under `cargo bench`,
 //! 20,000 when run as a test by `cargo test`).
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Duration;
 
 use backdex::oracle::Oracle;
-use backdex::synth::{generate, SynthConfig};
-use backdex::{Record, Scope, Store};
+use backdex::{Scope, Store};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
-fn record_count() -> usize {
-    let benching = std::env::args().any(|a| a == "--bench");
-    std::env::var("BACKDEX_BENCH_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if benching { 1_000_000 } else { 20_000 })
-}
+mod common;
+use common::{dataset, largest_project, record_count};
 
 /// The id `depth` rows into a list, found by following markers.
 fn id_at_depth(store: &Store, path: &str, query: &str, scope: &Scope, depth: usize) -> String {
@@ -51,22 +44,9 @@ fn id_at_depth(store: &Store, path: &str, query: &str, scope: &Scope, depth: usi
 }
 
 fn bench_queries(c: &mut Criterion) {
-    let n = record_count();
-    let records: Vec<Record> = generate(&SynthConfig {
-        records: n,
-        slim: true,
-        ..SynthConfig::default()
-    })
-    .collect();
-    let mut per_project: HashMap<&str, usize> = HashMap::new();
-    for r in &records {
-        *per_project.entry(&r.project_id).or_default() += 1;
-    }
-    let (big, big_len) = per_project
-        .iter()
-        .max_by_key(|(_, n)| **n)
-        .map(|(p, n)| (p.to_string(), *n))
-        .expect("records");
+    let n = record_count(20_000);
+    let records = dataset(n);
+    let (big, big_len) = largest_project(&records);
     let az = records
         .iter()
         .find(|r| r.project_id == big)

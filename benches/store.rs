@@ -8,29 +8,14 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use backdex::oracle::Oracle;
-use backdex::synth::{generate, SynthConfig};
 use backdex::{Engine, Record, Status, Store};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-fn record_count() -> usize {
-    let benching = std::env::args().any(|a| a == "--bench");
-    std::env::var("BACKDEX_BENCH_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if benching { 1_000_000 } else { 10_000 })
-}
-
-fn dataset(n: usize) -> Vec<Record> {
-    generate(&SynthConfig {
-        records: n,
-        slim: true,
-        ..SynthConfig::default()
-    })
-    .collect()
-}
+mod common;
+use common::{dataset, record_count};
 
 fn bench_store(c: &mut Criterion) {
-    let n = record_count();
+    let n = record_count(10_000);
     let records = dataset(n);
 
     let mut group = c.benchmark_group("load");
