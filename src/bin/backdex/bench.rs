@@ -91,9 +91,14 @@ pub(crate) fn run(args: &Args) -> Result<(), Failure> {
     let store = &loaded.store;
     for r in &requests {
         let (path, query) = split_request(&r.target);
+        // Warm up: at least ten runs and 20 ms, so that what loading left
+        // behind (freed memory, cold caches) is not timed.
+        let warm = Instant::now();
         let mut last = store.handle(path, query, &r.scope);
-        for _ in 0..args.repeat.min(5) {
+        let mut runs = 1;
+        while runs < 10 || warm.elapsed().as_millis() < 20 {
             last = store.handle(path, query, &r.scope);
+            runs += 1;
         }
         let mut samples: Vec<u128> = (0..args.repeat)
             .map(|_| {

@@ -1,7 +1,6 @@
 //! Reading records from a file (JSON Lines or one JSON array), with errors
 //! that name the line and the record's fault; and the process's memory.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -26,62 +25,64 @@ pub(crate) fn resident_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
-fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<usize>), Failure> {
-    let shown = path.display();
-    let file =
-        std::fs::File::open(path).map_err(|e| Failure::new(format!("cannot read {shown}: {e}")))?;
-    let mut reader = BufReader::new(file);
-    let starts_with_array = loop {
-        let buf = reader
-            .fill_buf()
-            .map_err(|e| Failure::new(format!("cannot read {shown}: {e}")))?;
-        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
-            Some(i) => {
-                let first = buf[i];
-                break first == b'[';
-            }
-            None if buf.is_empty() => return Ok((Vec::new(), Vec::new())),
-            None => {
-                let n = buf.len();
-                reader.consume(n);
-            }
-        }
+/// Parses JSON Lines: each non-blank line one record. The lines are split
+/// among the machine's cores; the first bad line (by number) is reported.
+fn parse_lines(bytes: &[u8], shown: &str) -> Result<(Vec<Record>, Vec<usize>), Failure> {
+    let lines: Vec<(usize, &[u8])> = bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .map(|(i, line)| (i + 1, line))
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    let parse = |part: &[(usize, &[u8])]| -> Result<Vec<Record>, (usize, String)> {
+        part.iter()
+            .map(|&(number, line)| {
+                let value: Value = serde_json::from_slice(line)
+                    .map_err(|e| (number, format!("not valid JSON: {e}")))?;
+                Record::from_json(&value).map_err(|e| (number, e.to_string()))
+            })
+            .collect()
     };
-    let bad = |line: usize, what: String| Failure::new(format!("{shown}:{line}: {what}"));
-    if starts_with_array {
-        let mut text = String::new();
-        reader
-            .read_to_string(&mut text)
-            .map_err(|e| Failure::new(format!("cannot read {shown}: {e}")))?;
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| bad(e.line(), format!("not valid JSON: {e}")))?;
-        let records = backdex::records_from_json(&value)
-            .map_err(|e| Failure::new(format!("{shown}: {e}")))?;
-        let lines = vec![0; records.len()];
-        return Ok((records, lines));
-    }
-    let (mut records, mut lines) = (Vec::new(), Vec::new());
-    let mut line = Vec::new();
-    let mut number = 0;
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| Failure::new(format!("cannot read {shown}: {e}")))?;
-        if n == 0 {
-            break;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 16);
+    let chunk = lines.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Vec<Record>, (usize, String)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = lines
+            .chunks(chunk)
+            .map(|part| (part, scope.spawn(move || parse(part))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|(part, handle)| handle.join().unwrap_or_else(|_| parse(part)))
+            .collect()
+    });
+    let mut records = Vec::with_capacity(lines.len());
+    for part in parts {
+        match part {
+            Ok(mut r) => records.append(&mut r),
+            Err((number, what)) => return Err(Failure::new(format!("{shown}:{number}: {what}"))),
         }
-        number += 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let value: Value = serde_json::from_slice(&line)
-            .map_err(|e| bad(number, format!("not valid JSON: {e}")))?;
-        let record = Record::from_json(&value).map_err(|e| bad(number, e.to_string()))?;
-        records.push(record);
-        lines.push(number);
     }
-    Ok((records, lines))
+    Ok((records, lines.iter().map(|(number, _)| *number).collect()))
+}
+
+fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<usize>), Failure> {
+    let shown = path.display().to_string();
+    let bytes =
+        std::fs::read(path).map_err(|e| Failure::new(format!("cannot read {shown}: {e}")))?;
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Ok((Vec::new(), Vec::new())),
+        Some(b'[') => {
+            let value: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| Failure::new(format!("{shown}:{}: not valid JSON: {e}", e.line())))?;
+            let records = backdex::records_from_json(&value)
+                .map_err(|e| Failure::new(format!("{shown}: {e}")))?;
+            let lines = vec![0; records.len()];
+            Ok((records, lines))
+        }
+        Some(_) => parse_lines(&bytes, &shown),
+    }
 }
 
 /// Loads a data file into a new store.
