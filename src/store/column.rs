@@ -69,6 +69,51 @@ impl<T: Clone> Chunked<T> {
     }
 }
 
+/// A column that most rows leave empty (a backup's members: about 3% of
+/// backups are shared): only the rows that hold something take room.
+#[derive(Debug, Clone)]
+pub(crate) struct Sparse<T> {
+    values: crate::index::CowMap<u32, T>,
+}
+
+impl<T> Default for Sparse<T> {
+    fn default() -> Self {
+        Sparse {
+            values: crate::index::CowMap::default(),
+        }
+    }
+}
+
+impl<T: Clone> Sparse<T> {
+    #[inline]
+    pub(crate) fn get(&self, row: usize) -> Option<&T> {
+        self.values.get(&(row as u32))
+    }
+
+    /// Sets a row's value; `None` leaves the row empty.
+    pub(crate) fn set(&mut self, row: usize, value: Option<T>) {
+        match value {
+            Some(v) => match self.values.get_mut(&(row as u32)) {
+                Some(slot) => *slot = v,
+                None => {
+                    self.values.entry_or_insert_with(row as u32, || v);
+                }
+            },
+            None => {
+                self.values.remove(&(row as u32));
+            }
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &T)> + '_ {
+        self.values.iter().map(|(r, v)| (*r, v))
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.values.heap_bytes()
+    }
+}
+
 /// The longest text a string field or an opaque object (as serialized
 /// JSON) may have, so that a chunk's byte offsets fit in `u32`.
 pub(crate) const MAX_TEXT_BYTES: usize = (1 << 22) - 1;

@@ -55,7 +55,7 @@ use serde_json::{Map, Value};
 
 #[cfg_attr(not(test), allow(unused_imports))]
 pub(crate) use access::{order_key, EqField, TextField};
-pub(crate) use column::{Chunked, StrColumn, MAX_TEXT_BYTES};
+pub(crate) use column::{Chunked, Sparse, StrColumn, MAX_TEXT_BYTES};
 pub(crate) use dict::{Dict, DictColumn, NULL_CODE};
 
 use crate::error::ChangeError;
@@ -130,7 +130,7 @@ pub(crate) struct Columns {
     pub(crate) protected_at: Chunked<i64>,
     pub(crate) expired_at: Chunked<i64>,
     /// `(code in `dests`, status)` per member.
-    pub(crate) members: Chunked<Box<[(u32, MemberStatus)]>>,
+    pub(crate) members: Sparse<Box<[(u32, MemberStatus)]>>,
     /// The destination projects of `members`, one reference per member.
     pub(crate) dests: Dict,
     pub(crate) extend_info: StrColumn,
@@ -183,7 +183,12 @@ impl Columns {
         ] {
             c.push(NULL_TIME);
         }
-        self.members.push(Box::default());
+    }
+
+    /// A row's members: `(destination code, status)`.
+    #[inline]
+    pub(crate) fn members_of(&self, row: usize) -> &[(u32, MemberStatus)] {
+        self.members.get(row).map_or(&[], |m| m)
     }
 
     /// Compares two rows by `key` alone.
@@ -264,8 +269,7 @@ impl Columns {
             replication_records: opaque::<Vec<Value>>(&self.replication_records, row),
             children: opaque::<Vec<Value>>(&self.children, row),
             members: self
-                .members
-                .get(row)
+                .members_of(row)
                 .iter()
                 .map(|&(dest, status)| Member {
                     dest_project_id: self.dests.value(dest).to_owned(),
@@ -625,7 +629,7 @@ impl Store {
             .iter()
             .map(|m| (c.dests.acquire(&m.dest_project_id).code, m.status))
             .collect();
-        c.members.set(i, members);
+        c.members.set(i, (!members.is_empty()).then_some(members));
         if crate::api::render::v1_keys_overlap(&r.extend_info) {
             self.idx.extend_overlap.insert(row);
         }
@@ -652,7 +656,7 @@ impl Store {
                 index.insert(code, row);
             }
         }
-        x.sharing.insert(row, c.members.get(i));
+        x.sharing.insert(row, c.members_of(i));
         x.days
             .entry_or_insert_with(day_of(*c.created_at.get(i)), RoaringBitmap::new)
             .insert(row);
@@ -677,7 +681,7 @@ impl Store {
         x.status.remove(*c.status.get(i) as u32, row);
         x.image_type.remove(*c.image_type.get(i) as u32, row);
         x.dec.remove(u32::from(*c.dec.get(i)), row);
-        x.sharing.remove(row, c.members.get(i));
+        x.sharing.remove(row, c.members_of(i));
         x.extend_overlap.remove(row);
         let day = day_of(*c.created_at.get(i));
         if let Some(rows) = x.days.get_mut(&day) {
@@ -686,10 +690,10 @@ impl Store {
                 x.days.remove(&day);
             }
         }
-        for &(dest, _) in c.members.get(i).iter() {
+        for &(dest, _) in c.members.get(i).map_or(&[][..], |m| &m[..]) {
             c.dests.release(dest);
         }
-        c.members.set(i, Box::default());
+        c.members.set(i, None);
         for (index, col) in [
             (&mut x.project, &mut c.project),
             (&mut x.ep, &mut c.ep),
@@ -802,7 +806,7 @@ impl Store {
                 .map(|t| t.heap_bytes())
                 .sum::<usize>()
             + c.members.heap_bytes()
-            + c.members.iter().map(|m| m.len() * 8).sum::<usize>()
+            + c.members.iter().map(|(_, m)| m.len() * 8).sum::<usize>()
             + c.dests.heap_bytes();
         let payload = [
             &c.extend_info,

@@ -117,7 +117,7 @@ impl Store {
             put(6, c.resource_az.code(i));
             put(7, c.policy.code(i));
             put(8, c.vault.code(i));
-            let members = c.members.get(i);
+            let members = c.members_of(i);
             for &(dest, _) in members.iter() {
                 put(9, dest);
                 *dest_refs.entry(dest).or_default() += 1;
@@ -134,7 +134,7 @@ impl Store {
             }
         }
         for row in self.free.iter() {
-            if c.id.get(row as usize).is_some() || !c.members.get(row as usize).is_empty() {
+            if c.id.get(row as usize).is_some() || !c.members_of(row as usize).is_empty() {
                 return Err(format!("freed row {row} still holds data"));
             }
         }
@@ -156,7 +156,7 @@ impl Store {
         for (s, index) in x.sharing.to_status.iter().enumerate() {
             let mut e = Expected::new();
             for row in self.live.iter() {
-                for &(dest, status) in c.members.get(row as usize).iter() {
+                for &(dest, status) in c.members_of(row as usize) {
                     if status as usize == s {
                         e.entry(dest).or_default().insert(row);
                     }
