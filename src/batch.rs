@@ -2,6 +2,9 @@
 //! oracle: reading a batch from JSON, and checking an upsert batch as a
 //! whole before anything of it is applied.
 
+// Input reaches this module: no indexing that could panic on it.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
+
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::net::IpAddr;

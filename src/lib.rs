@@ -47,6 +47,10 @@
 //! # Ok::<(), backdex::ChangeError>(())
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 #![warn(missing_docs)]
 
 mod api;

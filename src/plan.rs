@@ -3,6 +3,9 @@
 //! smallest first and stopping as soon as the result is empty, plus the
 //! few checks that are cheaper row by row. `explain()` prints it.
 
+// Input reaches this module: no indexing that could panic on it.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
+
 use std::borrow::Cow;
 use std::fmt::Write as _;
 

@@ -1,5 +1,8 @@
 //! The record model of SEMANTICS §1: one backup, strictly validated.
 
+// Input reaches this module: no indexing that could panic on it.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
+
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -454,8 +457,10 @@ impl Record {
             ));
         }
         for (i, m) in self.members.iter().enumerate() {
-            if let Some(first) = self.members[..i]
+            if let Some(first) = self
+                .members
                 .iter()
+                .take(i)
                 .position(|p| p.dest_project_id == m.dest_project_id)
             {
                 return Err(RecordError::new(

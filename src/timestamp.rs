@@ -1,5 +1,8 @@
 //! Timestamps: the strict grammar of SEMANTICS §1/§9, kept as UTC microseconds.
 
+// Input reaches this module: no indexing that could panic on it.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
+
 use std::fmt;
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
@@ -50,25 +53,24 @@ impl Timestamp {
     /// the fraction, the zone offset, a field out of range, a date that does
     /// not exist, or a year outside 0001..=9999 after conversion to UTC.
     pub fn parse(text: &str) -> Result<Timestamp, TimestampError> {
-        let b = text.as_bytes();
-        if b.len() < 19 {
+        let Some((
+            [y1, y2, y3, y4, b'-', mo1, mo2, b'-', d1, d2, b'T', h1, h2, b':', mi1, mi2, b':', s1, s2],
+            mut rest,
+        )) = text.as_bytes().split_first_chunk::<19>()
+        else {
+            return Err(TimestampError(GRAMMAR));
+        };
+        let fields = [y1, y2, y3, y4, mo1, mo2, d1, d2, h1, h2, mi1, mi2, s1, s2];
+        if !fields.iter().all(|c| c.is_ascii_digit()) {
             return Err(TimestampError(GRAMMAR));
         }
-        let shape_ok = b[4] == b'-'
-            && b[7] == b'-'
-            && b[10] == b'T'
-            && b[13] == b':'
-            && b[16] == b':'
-            && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
-                .iter()
-                .all(|&i| b[i].is_ascii_digit());
-        if !shape_ok {
-            return Err(TimestampError(GRAMMAR));
-        }
-        let year = digits(&b[0..4]) as i32;
-        let (month, day) = (digits(&b[5..7]), digits(&b[8..10]));
-        let (hour, minute, second) = (digits(&b[11..13]), digits(&b[14..16]), digits(&b[17..19]));
-        let mut rest = &b[19..];
+        let year = digits(&[*y1, *y2, *y3, *y4]) as i32;
+        let (month, day) = (digits(&[*mo1, *mo2]), digits(&[*d1, *d2]));
+        let (hour, minute, second) = (
+            digits(&[*h1, *h2]),
+            digits(&[*mi1, *mi2]),
+            digits(&[*s1, *s2]),
+        );
 
         let mut micros = 0u32;
         if let Some((&b'.', tail)) = rest.split_first() {
@@ -86,7 +88,7 @@ impl Timestamp {
                         .filter(|_| i < n)
                         .map_or(0, |c| u32::from(c - b'0'));
             }
-            rest = &tail[n..];
+            rest = tail.get(n..).unwrap_or_default();
         }
 
         let offset_minutes: i64 = match rest {
@@ -165,8 +167,8 @@ impl Timestamp {
         let sod = secs.rem_euclid(86_400) as u32;
         let mut out = *b"0000-00-00T00:00:00.000000";
         let mut put = |at: usize, width: usize, mut v: u32| {
-            for i in (at..at + width).rev() {
-                out[i] = b'0' + (v % 10) as u8;
+            for c in out.iter_mut().skip(at).take(width).rev() {
+                *c = b'0' + (v % 10) as u8;
                 v /= 10;
             }
         };

@@ -1,16 +1,8 @@
-//! Arbitrary bytes as a JSON batch of records: parsing and validation must
-//! never panic, and whatever is accepted must load into a store that
-//! validates and gives the records back.
+//! The `ingest` target; its body, shared with the corpus replay test of the
+//! main crate, is in `fuzz/harness.rs`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../harness.rs"]
+mod harness;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { return };
-    let Ok(records) = backdex::records_from_json(&value) else { return };
-    let mut store = backdex::Store::new();
-    if store.upsert(&records).is_ok() {
-        store.internal_validate().expect("indexes agree with columns");
-        assert_eq!(store.len(), records.len());
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::ingest(data));

@@ -1,6 +1,9 @@
 //! The request boundary: what a server calls with a route, a raw query
 //! string and the caller's [`Scope`], and what it gets back.
 
+// Input reaches this module: no indexing that could panic on it.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
+
 mod error;
 mod parse;
 #[cfg(test)]
@@ -196,17 +199,13 @@ impl Store {
                 .iter()
                 .map(|(k, d)| format!("{} {:?}", k.as_str(), d).to_lowercase())
                 .collect();
+            let first = order.first().map_or("", |(k, _)| k.as_str());
             let access = match exec::choose_access(self, &order, candidates, need) {
                 exec::Access::Walk { grouped: false } => {
-                    format!(
-                        "walk the {} index from the marker, keep candidates",
-                        order[0].0.as_str()
-                    )
+                    format!("walk the {first} index from the marker, keep candidates")
                 }
                 exec::Access::Walk { grouped: true } => format!(
-                    "walk the {} index from the marker's group, re-sort each group of equal {}",
-                    order[0].0.as_str(),
-                    order[0].0.as_str()
+                    "walk the {first} index from the marker's group, re-sort each group of equal {first}"
                 ),
                 exec::Access::TopK => {
                     format!("top-{need} of {candidates} candidates, then sort those")
