@@ -3,6 +3,9 @@
 //! every committed input as a normal test. Each function panics exactly
 //! when the target has found something.
 
+// Each target includes the whole file and uses a part of it.
+#![allow(dead_code)]
+
 use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -182,10 +185,17 @@ impl RecordSpec {
     fn json(&self) -> Value {
         let at = |i: u8| TIMES[i as usize % TIMES.len()];
         let project = PROJECTS[self.project as usize % PROJECTS.len()];
+        let mut destinations = Vec::new();
         let members: Vec<Value> = self
             .members
             .iter()
             .take(3)
+            // A destination appears once per record (SEMANTICS §1).
+            .filter(|&&(to, _)| {
+                let new = !destinations.contains(&(to as usize % PROJECTS.len()));
+                destinations.push(to as usize % PROJECTS.len());
+                new
+            })
             .map(|&(to, accepted)| {
                 json!({
                     "dest_project_id": PROJECTS[to as usize % PROJECTS.len()],

@@ -293,7 +293,7 @@ impl<'s> Plan<'s> {
         let sets = self.ordered_sets();
         match &self.days {
             None => intersect(&sets),
-            Some(days) if sets.first().is_none_or(|s| days.len <= s.rows.len()) => {
+            Some(days) if days_first(days, &sets) => {
                 let mut acc = RoaringBitmap::new();
                 for part in &days.parts {
                     acc |= intersect_from(part, &sets);
@@ -336,7 +336,7 @@ impl<'s> Plan<'s> {
                 None => 0,
                 Some((first, rest)) => count_from(&first.rows, rest),
             },
-            Some(days) if sets.first().is_none_or(|s| days.len <= s.rows.len()) => {
+            Some(days) if days_first(days, &sets) => {
                 days.parts.iter().map(|part| count_from(part, &sets)).sum()
             }
             Some(days) => {
@@ -419,6 +419,13 @@ impl<'s> Plan<'s> {
         let _ = writeln!(out, "  {answer}");
         out
     }
+}
+
+/// Whether a time range goes first, day by day: when its days hold no
+/// more rows than the smallest other set. Otherwise the other sets are
+/// intersected first and the days last.
+fn days_first(days: &Days<'_>, sets: &[&RowSet<'_>]) -> bool {
+    sets.first().is_none_or(|s| days.len <= s.rows.len())
 }
 
 /// The intersection of sets sorted smallest first.
