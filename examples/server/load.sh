@@ -50,7 +50,9 @@ run "no writer"
   while true; do
     for name in a b; do
       curl -sf -X POST -H 'X-Auth-Token: worker' -H 'Content-Type: application/json' \
-        --data-binary "@$scratch/batch-$name.json" "http://$addr/internal/records:upsert" >/dev/null
+        --data-binary "@$scratch/batch-$name.json" "http://$addr/internal/records:upsert" \
+        >>"$scratch/writes" || echo "a write failed" >&2
+      echo >>"$scratch/writes"
       sleep 0.1
     done
   done
@@ -58,4 +60,5 @@ run "no writer"
 writer=$!
 run "a writer posting 100 upserts every 100 ms"
 kill "$writer"
+echo "writer: $(grep -c '"count":100' "$scratch/writes") batches of 100 upserts applied"
 echo "server log:"; cat "$scratch/server.log"
