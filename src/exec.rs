@@ -16,6 +16,13 @@
 //! The planner picks the walk when it expects to visit fewer rows than
 //! there are candidates, and never for a first key with few distinct values
 //! (`status`), whose groups would be most of the store.
+//!
+//! Candidates are built as a bitmap (the intersection of the plan's sets)
+//! only when that is cheap (the smallest set is small) or for top-k. A walk
+//! over large sets tests each row it visits against the sets instead (a
+//! bitmap lookup per set), choosing the path from an estimate of the
+//! candidates: so a page's cost does not grow with the sets, and at 10M
+//! records a page costs about what it costs at 1M.
 
 // Input reaches this module: no indexing that could panic on it.
 #![cfg_attr(not(test), warn(clippy::indexing_slicing))]
@@ -59,6 +66,58 @@ thread_local! {
     /// check both against the oracle on small stores, where the planner
     /// would always pick top-k.
     pub(crate) static FORCE_WALK: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests make pages test candidates row by row, however small the
+    /// sets, to check that path against the oracle on small stores.
+    pub(crate) static FORCE_UNBUILT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Candidates whose smallest set is at most this large are built as a
+/// bitmap before a page is found (cheap: the cost follows the smallest
+/// set). Larger ones are only built for top-k; a walk tests its rows
+/// against the sets instead, so that its cost does not grow with them.
+const BUILD_MAX: u64 = 1 << 16;
+
+/// How a page will be found, and the candidates if they were built.
+pub(crate) struct PagePlan {
+    pub(crate) access: Access,
+    /// `None`: tested row by row during the walk.
+    pub(crate) built: Option<RoaringBitmap>,
+    /// The number of candidates: exact when built, else an estimate.
+    pub(crate) size: u64,
+}
+
+pub(crate) fn plan_page(
+    store: &Store,
+    plan: &Plan<'_>,
+    order: &[(SortKey, Direction)],
+    need: u64,
+) -> PagePlan {
+    #[cfg(test)]
+    let unbuilt = FORCE_UNBUILT.with(|f| f.get()) || plan.smallest_len() > BUILD_MAX;
+    #[cfg(not(test))]
+    let unbuilt = plan.smallest_len() > BUILD_MAX;
+    if unbuilt {
+        let size = plan.estimate(store.len());
+        let access = choose_access(store, order, size, need);
+        if access != Access::TopK {
+            return PagePlan {
+                access,
+                built: None,
+                size,
+            };
+        }
+    }
+    let built = plan.candidates();
+    let size = built.len();
+    PagePlan {
+        access: choose_access(store, order, size, need),
+        built: Some(built),
+        size,
+    }
 }
 
 pub(crate) fn choose_access(
@@ -107,22 +166,29 @@ pub(crate) fn resolve_marker(
 }
 
 /// The rows of the requested page, in order.
-pub(crate) fn page(
-    store: &Store,
-    plan: &Plan<'_>,
-    q: &Query,
-    candidates: &RoaringBitmap,
-    marker: Option<u32>,
-) -> Vec<u32> {
+pub(crate) fn page(store: &Store, plan: &Plan<'_>, q: &Query, marker: Option<u32>) -> Vec<u32> {
     let order = q.sort.effective();
     let (skip, take) = (q.page.offset, q.page.limit);
     let need = skip.saturating_add(take);
-    let access = choose_access(store, &order, candidates.len(), need as u64);
-    let accept = |row: u32| candidates.contains(row) && plan.passes_checks(store, row);
+    let page_plan = plan_page(store, plan, &order, need as u64);
+    let candidate = |row: u32| match &page_plan.built {
+        Some(built) => built.contains(row),
+        None => plan.contains(store, row),
+    };
+    let accept = |row: u32| candidate(row) && plan.passes_checks(store, row);
     let after_marker =
         |row: u32| marker.is_none_or(|m| store.cmp_order(&order, row, m) == Ordering::Greater);
-    let rows = match access {
+    let rows = match page_plan.access {
         Access::TopK => {
+            // `plan_page` builds the candidates whenever it picks top-k.
+            let built;
+            let candidates = match &page_plan.built {
+                Some(c) => c,
+                None => {
+                    built = plan.candidates();
+                    &built
+                }
+            };
             let mut rows: Vec<u32> = candidates
                 .iter()
                 .filter(|&r| plan.passes_checks(store, r) && after_marker(r))

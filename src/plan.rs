@@ -35,6 +35,9 @@ pub(crate) enum Check {
 /// range.
 pub(crate) struct Days<'s> {
     pub(crate) label: String,
+    /// The range, in microseconds, both ends included.
+    pub(crate) from: i64,
+    pub(crate) to: i64,
     pub(crate) parts: Vec<Cow<'s, RoaringBitmap>>,
     /// The rows of all parts.
     pub(crate) len: u64,
@@ -230,6 +233,8 @@ impl<'s> Plan<'s> {
                 ),
                 len: parts.iter().map(|p| p.len()).sum(),
                 parts,
+                from,
+                to,
             });
         }
         // Substring filters: the matching values are known exactly. Few
@@ -311,6 +316,46 @@ impl<'s> Plan<'s> {
                 acc
             }
         }
+    }
+
+    /// Whether `row` passes every set (not the checks), tested row by
+    /// row: what a walk over large sets does instead of building their
+    /// intersection.
+    pub(crate) fn contains(&self, store: &Store, row: u32) -> bool {
+        self.visible
+            .iter()
+            .chain(&self.filters)
+            .all(|s| s.rows.contains(row))
+            && self
+                .days
+                .as_ref()
+                .is_none_or(|d| (d.from..=d.to).contains(&store.created_at_of(row)))
+    }
+
+    /// The size of the smallest set: what building the candidates costs.
+    pub(crate) fn smallest_len(&self) -> u64 {
+        self.visible
+            .iter()
+            .chain(&self.filters)
+            .map(|s| s.rows.len())
+            .chain(self.days.as_ref().map(|d| d.len))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// The number of candidates if the sets were independent, out of `n`
+    /// live rows: enough to choose between a walk and top-k.
+    pub(crate) fn estimate(&self, n: usize) -> u64 {
+        let n = n.max(1) as f64;
+        let fraction: f64 = self
+            .visible
+            .iter()
+            .chain(&self.filters)
+            .map(|s| s.rows.len())
+            .chain(self.days.as_ref().map(|d| d.len))
+            .map(|len| len as f64 / n)
+            .product();
+        ((n * fraction).round() as u64).min(self.smallest_len())
     }
 
     /// Whether the plan needs no row-level work to count.

@@ -147,8 +147,7 @@ impl Store {
 
     fn page_rows(&self, plan: &Plan<'_>, q: &Query) -> Result<Vec<u32>, QueryError> {
         let marker = exec::resolve_marker(self, plan, q)?;
-        let candidates = plan.candidates();
-        Ok(exec::page(self, plan, q, &candidates, marker))
+        Ok(exec::page(self, plan, q, marker))
     }
 
     /// The count a query answers: `v1.count`, `share.count`, or a list's
@@ -192,20 +191,26 @@ impl Store {
         let plan = Plan::new(self, scope, q);
         let mut text = plan.explain();
         if matches!(q.api, Api::V1List | Api::V3List) {
-            let candidates = plan.candidates().len();
             let need = q.page.offset.saturating_add(q.page.limit) as u64;
             let order = q.sort.effective();
+            let page_plan = exec::plan_page(self, &plan, &order, need);
+            let candidates = page_plan.size;
             let keys: Vec<String> = order
                 .iter()
                 .map(|(k, d)| format!("{} {:?}", k.as_str(), d).to_lowercase())
                 .collect();
             let first = order.first().map_or("", |(k, _)| k.as_str());
-            let access = match exec::choose_access(self, &order, candidates, need) {
+            let kept = if page_plan.built.is_some() {
+                format!("keep candidates ({candidates})")
+            } else {
+                format!("keep rows in every set (about {candidates}, not built)")
+            };
+            let access = match page_plan.access {
                 exec::Access::Walk { grouped: false } => {
-                    format!("walk the {first} index from the marker, keep candidates")
+                    format!("walk the {first} index from the marker, {kept}")
                 }
                 exec::Access::Walk { grouped: true } => format!(
-                    "walk the {first} index from the marker's group, re-sort each group of equal {first}"
+                    "walk the {first} index from the marker's group, re-sort each group of equal {first}, {kept}"
                 ),
                 exec::Access::TopK => {
                     format!("top-{need} of {candidates} candidates, then sort those")

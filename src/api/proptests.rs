@@ -271,11 +271,13 @@ proptest! {
         let (store, oracle) = load(&records);
         for (scope, path, query) in requests {
             let want = oracle.handle(&path, &query, &scope);
-            for force in [None, Some(true), Some(false)] {
+            for (force, unbuilt) in [(None, false), (Some(true), false), (Some(true), true), (Some(false), false), (Some(false), true)] {
                 crate::exec::FORCE_WALK.with(|f| f.set(force));
+                crate::exec::FORCE_UNBUILT.with(|f| f.set(unbuilt));
                 let got = store.handle(&path, &query, &scope);
                 crate::exec::FORCE_WALK.with(|f| f.set(None));
-                prop_assert_eq!(&got, &want, "{} ? {} as {:?}, forced walk: {:?}", path, query, scope, force);
+                crate::exec::FORCE_UNBUILT.with(|f| f.set(false));
+                prop_assert_eq!(&got, &want, "{} ? {} as {:?}, forced walk: {:?}, unbuilt: {}", path, query, scope, force, unbuilt);
             }
         }
     }
@@ -393,9 +395,11 @@ proptest! {
         limits in proptest::collection::vec(1usize..7, 1..40),
         offset in 0usize..3,
         force in proptest::option::of(proptest::bool::ANY),
+        unbuilt in proptest::bool::ANY,
     ) {
         let (mut store, mut oracle) = load(&records);
         crate::exec::FORCE_WALK.with(|f| f.set(force));
+        crate::exec::FORCE_UNBUILT.with(|f| f.set(unbuilt));
         let full = store.handle(&path, &encode(&filters), &scope);
         if full.status != 200 {
             return Ok(());
@@ -439,6 +443,7 @@ proptest! {
         let expected: Vec<String> = everything.iter().skip(offset).cloned().collect();
         prop_assert_eq!(&walked, &expected);
         crate::exec::FORCE_WALK.with(|f| f.set(None));
+        crate::exec::FORCE_UNBUILT.with(|f| f.set(false));
         if path.starts_with("/v1/") && !scope.admin {
             let count_path = format!("{path}/count");
             let count = store.handle(&count_path, &encode(&filters), &scope).json()["count"].as_u64();
