@@ -4,19 +4,8 @@
 use backdex::{records_from_json, Api, FacetField, Query, Scope, Store};
 use serde_json::{json, Value};
 
-fn record(id: &str, project: &str, extra: Value) -> Value {
-    let mut r = json!({
-        "id": id, "checkpoint_id": format!("c-{id}"), "project_id": project, "name": format!("autobk_{id}"),
-        "status": "available", "resource_id": "vm1", "resource_type": "OS::Nova::Server",
-        "resource_az": "az1", "created_at": "2020-02-21T07:00:54.065135",
-        "updated_at": "2020-02-21T07:07:25.113761",
-        "backup_data": {"private_ip": "10.0.0.1", "eip": ""}
-    });
-    if let (Value::Object(r), Value::Object(extra)) = (&mut r, extra) {
-        r.extend(extra);
-    }
-    r
-}
+mod common;
+use common::{granted, p1, record, SHARE, V1, V1C, V3};
 
 fn store() -> Store {
     let batch = json!([
@@ -47,28 +36,12 @@ fn store() -> Store {
     store
 }
 
-fn p1() -> Scope {
-    Scope::project("p1")
-}
-
 fn admin() -> Scope {
     Scope {
         admin: true,
         ..p1()
     }
 }
-
-fn granted(eps: &[&str]) -> Scope {
-    Scope {
-        granted_eps: Some(eps.iter().map(|e| e.to_string()).collect()),
-        ..p1()
-    }
-}
-
-const V1: &str = "/v1/p1/checkpoint_items";
-const V1C: &str = "/v1/p1/checkpoint_items/count";
-const V3: &str = "/v3/p1/backups";
-const SHARE: &str = "/v2/p1/os-vendor-backup-sharing/count";
 
 #[test]
 fn every_error_case_of_the_spec() {

@@ -8,25 +8,15 @@
 use backdex::{records_from_json, Record, Scope, Store};
 use serde_json::{json, Value};
 
-fn record(id: &str, extra: Value) -> Value {
-    let mut r = json!({
-        "id": id, "checkpoint_id": "c1", "project_id": "p1", "name": "autobk_1",
-        "status": "available", "resource_id": "vm1", "resource_type": "OS::Nova::Server",
-        "resource_az": "az1", "created_at": "2020-02-21T07:00:54.065135",
-        "updated_at": "2020-02-21T07:07:25.113761",
-        "backup_data": {"private_ip": "10.0.0.1", "eip": ""}
-    });
-    if let (Value::Object(r), Value::Object(extra)) = (&mut r, extra) {
-        r.extend(extra);
-    }
-    r
-}
+mod common;
+use common::record;
 
 fn store() -> Store {
     let batch = json!([
-        record("a1", json!({})),
+        record("a1", "p1", json!({})),
         record(
             "a2",
+            "p1",
             json!({"status": "error", "members": [{"dest_project_id": "p2", "status": "pending"}]})
         ),
     ]);
@@ -204,8 +194,8 @@ fn malformed_records_get_their_exact_error_and_change_nothing() {
     ];
     let mut failures = Vec::new();
     for (what, extra, message) in &cases {
-        let valid = record("new", json!({}));
-        let bad = record("bad", extra.clone());
+        let valid = record("new", "p1", json!({}));
+        let bad = record("bad", "p1", extra.clone());
         let batch = json!([valid, bad]);
         let error = match records_from_json(&batch) {
             Err(e) => e,
