@@ -171,9 +171,13 @@ pub(crate) fn page(store: &Store, plan: &Plan<'_>, q: &Query, marker: Option<u32
     let (skip, take) = (q.page.offset, q.page.limit);
     let need = skip.saturating_add(take);
     let page_plan = plan_page(store, plan, &order, need as u64);
+    let tests = match page_plan.built {
+        Some(_) => Vec::new(),
+        None => plan.row_tests(store),
+    };
     let candidate = |row: u32| match &page_plan.built {
         Some(built) => built.contains(row),
-        None => plan.contains(store, row),
+        None => plan.contains(store, &tests, row),
     };
     let accept = |row: u32| candidate(row) && plan.passes_checks(store, row);
     let after_marker =

@@ -318,14 +318,22 @@ impl<'s> Plan<'s> {
         }
     }
 
-    /// Whether `row` passes every set (not the checks), tested row by
-    /// row: what a walk over large sets does instead of building their
-    /// intersection.
-    pub(crate) fn contains(&self, store: &Store, row: u32) -> bool {
-        self.visible
-            .iter()
-            .chain(&self.filters)
-            .all(|s| s.rows.contains(row))
+    /// What a walk over large sets tests each live row against instead of
+    /// building their intersection: the sets, smallest (most likely to
+    /// refuse) first, without those that hold every live row.
+    pub(crate) fn row_tests(&self, store: &Store) -> Vec<&RoaringBitmap> {
+        let live = store.len() as u64;
+        self.ordered_sets()
+            .into_iter()
+            .map(|s| s.rows.as_ref())
+            .filter(|rows| rows.len() < live)
+            .collect()
+    }
+
+    /// Whether the live `row` passes every set (not the checks), given the
+    /// plan's `row_tests`.
+    pub(crate) fn contains(&self, store: &Store, tests: &[&RoaringBitmap], row: u32) -> bool {
+        tests.iter().all(|rows| rows.contains(row))
             && self
                 .days
                 .as_ref()
