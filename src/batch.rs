@@ -5,17 +5,14 @@
 // Input reaches this module: no indexing that could panic on it.
 #![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
-use std::net::IpAddr;
-
-use serde_json::Value;
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+use serde_json::{Map, Value};
 
 use crate::error::ChangeError;
-use crate::index::FxHasher;
-use crate::parallel;
-use crate::record::Record;
-use crate::store::MAX_TEXT_BYTES;
+use crate::quote::Quoted;
+use crate::record::{ImageType, Member, Record, Status};
+use crate::timestamp::Timestamp;
 
 /// Reads a JSON array of records, validating each (SEMANTICS §1).
 ///
@@ -63,21 +60,149 @@ pub fn ids_from_json(batch: &Value) -> Result<Vec<String>, ChangeError> {
         .collect()
 }
 
-/// What checking one record of an upsert batch produced: its opaque parts
-/// serialized (`extend_info`, `backup_data`, `replication_records`,
-/// `children`), which the store keeps as they are, and its addresses.
-pub(crate) struct Checked {
-    pub(crate) payload: [String; 4],
-    pub(crate) ips: Vec<IpAddr>,
+/// The longest text a string field or an opaque part (as serialized JSON)
+/// may have: the store keeps a chunk's text offsets in `u32`.
+pub(crate) const MAX_TEXT_BYTES: usize = (1 << 22) - 1;
+
+/// A batch at least this long is checked on all cores.
+const PARALLEL_MIN: usize = 4096;
+
+/// The batch rules of one field's value, by its type: strings and opaque
+/// parts have a size limit, opaque parts a depth limit too; checking an
+/// opaque part serializes it once, to the text the store keeps.
+pub(crate) trait CheckValue {
+    /// What checking produces for the store to write: the JSON text of an
+    /// opaque part, nothing for the rest.
+    type Checked: Send;
+
+    /// Checks the value; the error is the reason.
+    fn check(&self) -> Result<Self::Checked, String>;
 }
+
+fn check_len(len: usize) -> Result<(), String> {
+    if len > MAX_TEXT_BYTES {
+        return Err(format!(
+            "{len} bytes is longer than the limit of {MAX_TEXT_BYTES} bytes"
+        ));
+    }
+    Ok(())
+}
+
+impl CheckValue for String {
+    type Checked = ();
+    fn check(&self) -> Result<(), String> {
+        check_len(self.len())
+    }
+}
+
+impl CheckValue for Option<String> {
+    type Checked = ();
+    fn check(&self) -> Result<(), String> {
+        check_len(self.as_deref().map_or(0, str::len))
+    }
+}
+
+/// Values without a limit of their own.
+macro_rules! unchecked {
+    ($($ty:ty),*) => {
+        $(impl CheckValue for $ty {
+            type Checked = ();
+            fn check(&self) -> Result<(), String> {
+                Ok(())
+            }
+        })*
+    };
+}
+unchecked!(
+    u64,
+    bool,
+    Status,
+    ImageType,
+    Timestamp,
+    Option<Timestamp>,
+    Vec<Member>
+);
+
+/// An opaque part: within the depth limit (the part itself is level 1),
+/// serialized, within the size limit.
+fn check_opaque<'v>(
+    value: &impl serde::Serialize,
+    items: impl Iterator<Item = &'v Value>,
+) -> Result<String, String> {
+    let depth = 1 + items.map(json_depth).max().unwrap_or(0);
+    if depth > MAX_OPAQUE_DEPTH {
+        return Err(format!(
+            "nested {depth} levels deep; the limit is {MAX_OPAQUE_DEPTH}"
+        ));
+    }
+    let text = json_text(value);
+    check_len(text.len())?;
+    Ok(text)
+}
+
+impl CheckValue for Map<String, Value> {
+    type Checked = String;
+    fn check(&self) -> Result<String, String> {
+        check_opaque(self, self.values())
+    }
+}
+
+impl CheckValue for Vec<Value> {
+    type Checked = String;
+    fn check(&self) -> Result<String, String> {
+        check_opaque(self, self.iter())
+    }
+}
+
+/// `Checked`: what checking each field of a record produced, from the
+/// field table.
+macro_rules! define_checked {
+    ($( { $variant:ident, $field:ident, $ty:ty, $($rest:tt)* } )*) => {
+        /// What checking one record of an upsert batch produced: per field,
+        /// what [`CheckValue::check`] returned (the opaque parts' JSON text,
+        /// which the store keeps as it is).
+        pub(crate) struct Checked {
+            $( pub(crate) $field: <$ty as CheckValue>::Checked, )*
+        }
+
+        /// One record's own rules, then each field's limits in the table's
+        /// order.
+        fn check_record(index: usize, record: &Record) -> Result<Checked, ChangeError> {
+            record
+                .validate()
+                .map_err(|e| ChangeError::record(index, e))?;
+            Ok(Checked {
+                $( $field: record.$field.check().map_err(|reason| ChangeError::InvalidRecord {
+                    index,
+                    field: stringify!($field).to_owned(),
+                    reason,
+                })?, )*
+            })
+        }
+    };
+}
+
+crate::schema::record_fields!(define_checked);
 
 /// Checks an upsert batch on its own (no store needed): each record's own
 /// rules, its size and depth limits, and no id twice. The per-record work
 /// runs on all cores for large batches; the first fault by position is
 /// reported.
 pub(crate) fn check_upsert(records: &[Record]) -> Result<Vec<Checked>, ChangeError> {
-    let checked = parallel::map(records, check_record);
-    let mut seen: HashMap<&str, usize, BuildHasherDefault<FxHasher>> = HashMap::default();
+    let checked: Vec<Result<Checked, ChangeError>> = if records.len() >= PARALLEL_MIN {
+        records
+            .par_iter()
+            .enumerate()
+            .map(|(i, r)| check_record(i, r))
+            .collect()
+    } else {
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| check_record(i, r))
+            .collect()
+    };
+    let mut seen: FxHashMap<&str, usize> = FxHashMap::default();
     seen.reserve(records.len());
     let mut out = Vec::with_capacity(records.len());
     for (index, (record, result)) in records.iter().zip(checked).enumerate() {
@@ -87,8 +212,8 @@ pub(crate) fn check_upsert(records: &[Record]) -> Result<Vec<Checked>, ChangeErr
                 index,
                 field: "id".into(),
                 reason: format!(
-                    "duplicate id {:?} (also record {first} of this batch)",
-                    record.id
+                    "duplicate id {} (also record {first} of this batch)",
+                    Quoted(&record.id)
                 ),
             });
         }
@@ -97,100 +222,13 @@ pub(crate) fn check_upsert(records: &[Record]) -> Result<Vec<Checked>, ChangeErr
     Ok(out)
 }
 
-fn check_record(index: usize, record: &Record) -> Result<Checked, ChangeError> {
-    let fail = |field: &str, reason: String| ChangeError::InvalidRecord {
-        index,
-        field: field.to_owned(),
-        reason,
-    };
-    record
-        .validate()
-        .map_err(|e| ChangeError::record(index, e))?;
-    for (field, depth) in [
-        (
-            "extend_info",
-            1 + record
-                .extend_info
-                .values()
-                .map(json_depth)
-                .max()
-                .unwrap_or(0),
-        ),
-        (
-            "backup_data",
-            1 + record
-                .backup_data
-                .values()
-                .map(json_depth)
-                .max()
-                .unwrap_or(0),
-        ),
-        (
-            "replication_records",
-            1 + record
-                .replication_records
-                .iter()
-                .map(json_depth)
-                .max()
-                .unwrap_or(0),
-        ),
-        (
-            "children",
-            1 + record.children.iter().map(json_depth).max().unwrap_or(0),
-        ),
-    ] {
-        if depth > MAX_OPAQUE_DEPTH {
-            return Err(fail(
-                field,
-                format!("nested {depth} levels deep; the limit is {MAX_OPAQUE_DEPTH}"),
-            ));
-        }
-    }
-    let payload = [
-        json_text(&record.extend_info),
-        json_text(&record.backup_data),
-        json_text(&record.replication_records),
-        json_text(&record.children),
-    ];
-    let optional = |v: &Option<String>| v.as_deref().unwrap_or("").len();
-    let sizes = [
-        ("checkpoint_id", record.checkpoint_id.len()),
-        ("project_id", record.project_id.len()),
-        ("enterprise_project_id", record.enterprise_project_id.len()),
-        ("name", record.name.len()),
-        ("description", record.description.len()),
-        ("resource_id", record.resource_id.len()),
-        ("resource_name", record.resource_name.len()),
-        ("resource_type", record.resource_type.len()),
-        ("resource_az", record.resource_az.len()),
-        ("policy_id", optional(&record.policy_id)),
-        ("vault_id", optional(&record.vault_id)),
-        ("provider_id", optional(&record.provider_id)),
-        ("parent_id", optional(&record.parent_id)),
-        ("extend_info", payload[0].len()),
-        ("backup_data", payload[1].len()),
-        ("replication_records", payload[2].len()),
-        ("children", payload[3].len()),
-    ];
-    if let Some((field, size)) = sizes.iter().find(|(_, size)| *size > MAX_TEXT_BYTES) {
-        return Err(fail(
-            field,
-            format!("{size} bytes is longer than the limit of {MAX_TEXT_BYTES} bytes"),
-        ));
-    }
-    Ok(Checked {
-        payload,
-        ips: record.ip_addresses(),
-    })
-}
-
 /// Checks a delete batch against a lookup of existing ids: no id twice,
 /// every id known. Returns what `lookup` found for each id.
 pub(crate) fn check_delete<S: AsRef<str>, T>(
     ids: &[S],
     mut lookup: impl FnMut(&str) -> Option<T>,
 ) -> Result<Vec<T>, ChangeError> {
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
+    let mut seen: FxHashMap<&str, usize> = FxHashMap::default();
     let mut found = Vec::with_capacity(ids.len());
     for (index, id) in ids.iter().enumerate() {
         let id = id.as_ref();

@@ -22,7 +22,9 @@
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use crate::api::Response;
 use crate::error::ChangeError;
+use crate::query::Scope;
 use crate::record::Record;
 use crate::store::Store;
 
@@ -94,6 +96,11 @@ impl Engine {
     /// As [`Store::delete`]; nothing is published then.
     pub fn delete<S: AsRef<str>>(&self, ids: &[S]) -> Result<usize, ChangeError> {
         self.apply(|store| store.delete(ids))
+    }
+
+    /// [`Store::handle`] on the current snapshot.
+    pub fn handle(&self, path: &str, query: &str, scope: &Scope) -> Response {
+        self.snapshot().handle(path, query, scope)
     }
 
     /// Removes every record.

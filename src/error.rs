@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::quote::{Named, Quoted};
 use crate::record::RecordError;
 
 /// Why a batch of changes was rejected. Nothing of a rejected batch is
@@ -75,15 +76,16 @@ impl fmt::Display for ChangeError {
                 field,
                 reason,
             } => {
-                write!(f, "record {index}: field `{field}`: {reason}")
+                write!(f, "record {index}: field {}: {reason}", Named(field))
             }
             ChangeError::UnknownId { index, id } => {
-                write!(f, "ids[{index}]: no record has id {id:?}")
+                write!(f, "ids[{index}]: no record has id {}", Quoted(id))
             }
             ChangeError::DuplicateId { index, first, id } => {
                 write!(
                     f,
-                    "ids[{index}]: id {id:?} is named twice in one batch (also ids[{first}])"
+                    "ids[{index}]: id {} is named twice in one batch (also ids[{first}])",
+                    Quoted(id)
                 )
             }
             ChangeError::MalformedBatch { reason } => write!(f, "malformed batch: {reason}"),

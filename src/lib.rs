@@ -60,21 +60,23 @@ mod error;
 mod exec;
 mod index;
 pub mod oracle;
-mod parallel;
 mod plan;
 mod query;
+mod quote;
 mod record;
+mod schema;
 mod store;
 pub mod synth;
 mod timestamp;
 
-pub use api::{parse_request, FacetField, ListPage, QueryError, Response};
+pub use api::{parse_request, Response};
 pub use batch::{ids_from_json, records_from_json, MAX_OPAQUE_DEPTH};
 pub use engine::Engine;
 pub use error::ChangeError;
+pub use exec::{Explain, FacetField, ListPage};
 pub use query::{
-    Api, Direction, EnterpriseProject, Filter, OwnType, Page, Query, Scope, Sort, SortKey,
-    DEFAULT_MAX_LIMIT,
+    Api, Direction, EnterpriseProject, Filter, OwnType, Page, Query, QueryError, Scope, Sort,
+    SortKey, DEFAULT_MAX_LIMIT,
 };
 pub use record::{ImageType, Member, MemberStatus, Record, RecordError, Status, MAX_ID_BYTES};
 pub use store::{MemoryUsage, Store, MAX_RECORDS};

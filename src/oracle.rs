@@ -9,15 +9,16 @@
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
-use crate::api::render::{self, View};
-use crate::api::{parse_request, QueryError, Response};
+use serde_json::{json, Value};
+
+use crate::api::{parse_request, Response};
 use crate::batch;
 use crate::error::ChangeError;
 use crate::query::{
-    Api, Direction, EnterpriseProject, OwnType, Query, Scope, SortKey, DEFAULT_MAX_LIMIT,
+    Api, Direction, EnterpriseProject, OwnType, Query, QueryError, Scope, SortKey,
+    DEFAULT_MAX_LIMIT,
 };
-use crate::record::MemberStatus;
-use crate::record::Record;
+use crate::record::{MemberStatus, Record};
 
 /// A reference store: records in insertion order, nothing else.
 ///
@@ -90,17 +91,27 @@ impl Oracle {
 }
 
 /// Answering requests by scanning every record (SEMANTICS §2-§6), with the
-/// same parser as the store, so that only the answers differ if anything.
+/// same parser as the store, so that only the answers differ if anything;
+/// bodies are written by `serde_json` from the records, not by the store's
+/// renderer, so that a renderer bug shows up as a disagreement.
 impl Oracle {
     /// Answers one request as [`crate::Store::handle`] does.
     pub fn handle(&self, path: &str, query: &str, scope: &Scope) -> Response {
-        Response::from_result(
-            parse_request(path, query, scope, DEFAULT_MAX_LIMIT)
-                .and_then(|q| self.answer(scope, &q)),
-        )
+        let answer = parse_request(path, query, scope, DEFAULT_MAX_LIMIT)
+            .and_then(|q| self.answer(scope, &q));
+        match answer {
+            Ok(body) => Response {
+                status: 200,
+                body: body.to_string(),
+            },
+            Err(e) => Response {
+                status: e.status(),
+                body: json!({"error": {"code": e.code(), "message": e.to_string()}}).to_string(),
+            },
+        }
     }
 
-    fn answer(&self, scope: &Scope, q: &Query) -> Result<String, QueryError> {
+    fn answer(&self, scope: &Scope, q: &Query) -> Result<Value, QueryError> {
         let me = scope.project_id.as_str();
         let f = &q.filter;
         let granted = |r: &Record| {
@@ -175,7 +186,7 @@ impl Oracle {
             .collect();
 
         match q.api {
-            Api::V1Count => Ok(render::count(matching.len() as u64)),
+            Api::V1Count => Ok(json!({"count": matching.len()})),
             Api::ShareCount => {
                 // One entry per (backup, destination).
                 let entries = matching
@@ -188,7 +199,7 @@ impl Oracle {
                             .is_none_or(|to| m.dest_project_id == to)
                     })
                     .count();
-                Ok(render::count(entries as u64))
+                Ok(json!({"count": entries}))
             }
             Api::V1List | Api::V3List => {
                 let order = q.sort.effective();
@@ -208,16 +219,74 @@ impl Oracle {
                     .iter()
                     .filter(|r| marker.is_none_or(|m| cmp(r, m) == Ordering::Greater))
                     .skip(q.page.offset)
-                    .take(q.page.limit)
-                    .map(|r| View::of_record(r));
+                    .take(q.page.limit);
                 Ok(if q.api == Api::V1List {
-                    render::v1_list(page)
+                    json!({"checkpoint_items": page.map(|r| checkpoint_item(r)).collect::<Vec<_>>()})
                 } else {
-                    render::v3_list(page, matching.len() as u64)
+                    json!({
+                        "backups": page.map(|r| backup_resp(r)).collect::<Vec<_>>(),
+                        "count": matching.len(),
+                    })
                 })
             }
         }
     }
+}
+
+/// v1 `CheckpointItem` (§6): `extend_info` with six keys set from the
+/// record.
+fn checkpoint_item(r: &Record) -> Value {
+    let mut extend_info = r.extend_info.clone();
+    extend_info.insert("resource_az".into(), r.resource_az.clone().into());
+    extend_info.insert("resource_name".into(), r.resource_name.clone().into());
+    extend_info.insert("resource_type".into(), r.resource_type.clone().into());
+    extend_info.insert("image_type".into(), r.image_type.as_str().into());
+    extend_info.insert("dec".into(), r.dec.into());
+    extend_info.insert("size".into(), r.resource_size.into());
+    json!({
+        "id": r.id,
+        "checkpoint_id": r.checkpoint_id,
+        "name": r.name,
+        "description": r.description,
+        "status": r.status.as_str(),
+        "resource_id": r.resource_id,
+        "resource_type": r.resource_type,
+        "created_at": r.created_at.to_string(),
+        "updated_at": r.updated_at.to_string(),
+        "protected_at": r.protected_at.map(|t| t.to_string()),
+        "backup_data": r.backup_data,
+        "replication_records": r.replication_records,
+        "extend_info": extend_info,
+    })
+}
+
+/// v3 `BackupResp` (§6).
+fn backup_resp(r: &Record) -> Value {
+    json!({
+        "id": r.id,
+        "checkpoint_id": r.checkpoint_id,
+        "name": r.name,
+        "description": r.description,
+        "status": r.status.as_str(),
+        "project_id": r.project_id,
+        "enterprise_project_id": r.enterprise_project_id,
+        "resource_id": r.resource_id,
+        "resource_name": r.resource_name,
+        "resource_type": r.resource_type,
+        "resource_az": r.resource_az,
+        "resource_size": r.resource_size,
+        "image_type": r.image_type.as_str(),
+        "vault_id": r.vault_id,
+        "provider_id": r.provider_id,
+        "parent_id": r.parent_id,
+        "created_at": r.created_at.to_string(),
+        "updated_at": r.updated_at.to_string(),
+        "protected_at": r.protected_at.map(|t| t.to_string()),
+        "expired_at": r.expired_at.map(|t| t.to_string()),
+        "extend_info": r.extend_info,
+        "replication_records": r.replication_records,
+        "children": r.children,
+    })
 }
 
 /// §4's order on records: each key in its direction; strings by bytes,

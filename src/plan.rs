@@ -1,18 +1,19 @@
 //! The filter planner: a request becomes a conjunction of row sets taken
 //! from the indexes (visibility first, then every filter), intersected
 //! smallest first and stopping as soon as the result is empty, plus the
-//! few checks that are cheaper row by row. `explain()` prints it.
+//! few checks that are cheaper row by row. `Store::explain` shows it.
 
 // Input reaches this module: no indexing that could panic on it.
 #![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use roaring::RoaringBitmap;
 
-use crate::query::{Api, EnterpriseProject, OwnType, Query, Scope};
-use crate::store::{EqField, OrderKey, Store, TextField};
+use crate::query::{Api, EnterpriseProject, Filter, OwnType, Query, Scope};
+use crate::quote::Quoted;
+use crate::record::Status;
+use crate::store::{BitmapKey, OrderKey, Store, TextField};
 
 /// A set of rows from an index, with what it stands for.
 pub(crate) struct RowSet<'s> {
@@ -45,7 +46,6 @@ pub(crate) struct Days<'s> {
 
 /// What to intersect and check for one request.
 pub(crate) struct Plan<'s> {
-    pub(crate) api: Api,
     /// The caller's visible set before filters (the marker must be in
     /// every one of these).
     pub(crate) visible: Vec<RowSet<'s>>,
@@ -85,196 +85,51 @@ fn owned<'s>(label: String, rows: RoaringBitmap) -> RowSet<'s> {
 impl<'s> Plan<'s> {
     /// Plans `q` for `scope` over `store`. The query has been validated.
     pub(crate) fn new(store: &'s Store, scope: &Scope, q: &Query) -> Plan<'s> {
-        let me = scope.project_id.as_str();
         let f = &q.filter;
-        let mut visible = Vec::new();
-        let mut filters = Vec::new();
-        let mut checks = Vec::new();
-        let mut days = None;
-        let own = || store.eq_rows(EqField::Project, me);
-
-        match q.api {
-            Api::V1List | Api::V1Count if q.all_tenants => {
-                visible.push(borrowed("all records".into(), store.live_rows()))
-            }
-            Api::V1List | Api::V1Count => {
-                visible.push(borrowed(format!("project_id = {me}"), own()))
-            }
-            Api::V3List if q.all_tenants => {
-                visible.push(borrowed("all records".into(), store.live_rows()))
-            }
-            Api::V3List => {
-                let shared = store.shared_rows(me, None) - own();
-                visible.push(match q.own_type {
-                    OwnType::Private => borrowed(format!("project_id = {me}"), own()),
-                    OwnType::Shared => owned(format!("shared to {me} by other projects"), shared),
-                    OwnType::AllGranted => {
-                        owned(format!("project_id = {me} or shared to it"), shared | own())
-                    }
-                });
-            }
-            Api::ShareCount if q.share_to_me => visible.push(borrowed(
-                format!("shared to {me}"),
-                store.shared_rows(me, None),
-            )),
-            Api::ShareCount => {
-                visible.push(borrowed(format!("project_id = {me}"), own()));
-            }
-        }
-        if let Some(granted) = &scope.granted_eps {
-            let rows = union(
-                granted
-                    .iter()
-                    .map(|ep| store.eq_rows(EqField::EnterpriseProject, ep)),
-            );
-            visible.push(owned(
-                format!("enterprise_project_id in granted {granted:?}"),
-                rows,
-            ));
-        }
-
-        if !f.status.is_empty() {
-            let names: Vec<&str> = f.status.iter().map(|s| s.as_str()).collect();
-            let label = format!("status in {names:?}");
-            filters.push(match f.status.as_slice() {
-                [one] => borrowed(label, store.status_rows(*one)),
-                many => owned(label, union(many.iter().map(|s| store.status_rows(*s)))),
-            });
-        }
-        let eq: [(&Option<String>, EqField, &str); 4] = [
-            (&f.resource_az, EqField::ResourceAz, "resource_az"),
-            (&f.resource_type, EqField::ResourceType, "resource_type"),
-            (&f.policy_id, EqField::Policy, "policy_id"),
-            (&f.vault_id, EqField::Vault, "vault_id"),
-        ];
-        for (value, field, name) in eq {
-            if let Some(v) = value {
-                filters.push(borrowed(format!("{name} = {v}"), store.eq_rows(field, v)));
-            }
-        }
-        let keyed: [(&Option<String>, OrderKey, &str); 3] = [
-            (&f.resource_id, OrderKey::ResourceId, "resource_id"),
-            (&f.checkpoint_id, OrderKey::CheckpointId, "checkpoint_id"),
-            (&f.backup_id, OrderKey::Id, "id"),
-        ];
-        for (value, key, name) in keyed {
-            if let Some(v) = value {
-                filters.push(owned(format!("{name} = {v}"), store.key_rows(key, v)));
-            }
-        }
-        if let Some(v) = &f.from_project_id {
-            filters.push(borrowed(
-                format!("project_id = {v}"),
-                store.eq_rows(EqField::Project, v),
-            ));
-        }
-        if let Some(t) = f.image_type {
-            filters.push(borrowed(
-                format!("image_type = {t}"),
-                store.image_type_rows(t),
-            ));
-        }
-        if let Some(d) = f.dec {
-            filters.push(borrowed(format!("dec = {d}"), store.dec_rows(d)));
-        }
-        if let Some(ip) = f.ip {
-            filters.push(owned(format!("ip = {ip}"), store.ip_rows(ip)));
-        }
-        if let Some(v) = &f.to_project_id {
-            filters.push(if q.share_to_me && v != me {
-                // Entries shared to me cannot have another destination.
-                owned(
-                    format!("shared to {v} (never, with share_to_me)"),
-                    RoaringBitmap::new(),
-                )
-            } else {
-                borrowed(format!("shared to {v}"), store.shared_rows(v, None))
-            });
-        }
-        if q.api == Api::V3List && !q.all_tenants {
-            if let Some(status) = f.member_status {
-                let shared = store.shared_rows(me, Some(status)) - own();
-                let rows = if q.own_type == OwnType::AllGranted {
-                    shared | own()
-                } else {
-                    shared
-                };
-                filters.push(owned(
-                    format!("own, or shared to {me} with member status {status}"),
-                    rows,
-                ));
-            }
-        }
-        match &f.enterprise_project {
-            Some(EnterpriseProject::Id(ep)) => filters.push(borrowed(
-                format!("enterprise_project_id = {ep}"),
-                store.eq_rows(EqField::EnterpriseProject, ep),
-            )),
-            Some(EnterpriseProject::AllGranted) => {
-                // Narrows to granted_eps, which visibility already applies.
-            }
-            None => {}
-        }
+        let mut plan = Plan {
+            visible: visibility(store, scope, q),
+            filters: filter_sets(store, scope, q),
+            days: time_range(store, f),
+            checks: Vec::new(),
+            entries: q.api == Api::ShareCount && !q.share_to_me && f.to_project_id.is_none(),
+        };
         if let Some(parent) = &f.parent_id {
-            checks.push(Check::ParentId(store.parent_code(parent)));
+            plan.checks.push(Check::ParentId(store.parent_code(parent)));
         }
-        if f.start_time.is_some() || f.end_time.is_some() {
-            let from = f.start_time.map_or(i64::MIN, |t| t.as_micros());
-            let to = f.end_time.map_or(i64::MAX, |t| t.as_micros());
-            // Whole days are bitmaps of the day index; only the two edge
-            // days are checked row by row.
-            let parts = store.created_in(from, to);
-            days = Some(Days {
-                label: format!(
-                    "created_at in [{}, {}] ({} days)",
-                    show_time(from),
-                    show_time(to),
-                    parts.len()
-                ),
-                len: parts.iter().map(|p| p.len()).sum(),
-                parts,
-                from,
-                to,
-            });
-        }
-        // Substring filters: the matching values are known exactly. Few
-        // values (or rows) are collected through the ordered index; many
-        // are checked on the candidates by value code.
-        for (pattern, field, name) in [
-            (&f.name, TextField::Name, "name"),
-            (&f.resource_name, TextField::ResourceName, "resource_name"),
+        for (pattern, field) in [
+            (&f.name, TextField::Name),
+            (&f.resource_name, TextField::ResourceName),
         ] {
-            let Some(pattern) = pattern else { continue };
-            let found = store.text_match(field, pattern);
-            let smallest = visible
-                .iter()
-                .chain(&filters)
-                .map(|s| s.rows.len())
-                .chain(days.as_ref().map(|d: &Days<'_>| d.len))
-                .min()
-                .unwrap_or(u64::MAX);
-            let collect = found
-                .codes
-                .len()
-                .saturating_mul(32)
-                .saturating_add(found.rows);
-            if collect < smallest.saturating_mul(2) {
-                filters.push(owned(
-                    format!("{name} contains {pattern:?} ({} values)", found.codes.len()),
-                    store.text_rows(field, &found.codes),
-                ));
-            } else {
-                checks.push(Check::Contains(field, pattern.clone(), found.codes));
+            if let Some(pattern) = pattern {
+                plan.add_substring(store, field, pattern);
             }
         }
-        let entries = q.api == Api::ShareCount && !q.share_to_me && f.to_project_id.is_none();
-        Plan {
-            api: q.api,
-            visible,
-            filters,
-            days,
-            checks,
-            entries,
+        plan
+    }
+
+    /// A substring filter: the matching values are known exactly. Few
+    /// values (or rows) are collected through the ordered index; many are
+    /// checked on the candidates by value code.
+    fn add_substring(&mut self, store: &'s Store, field: TextField, pattern: &str) {
+        let found = store.text_match(field, pattern);
+        let collect = found
+            .codes
+            .len()
+            .saturating_mul(32)
+            .saturating_add(found.rows);
+        if collect < self.smallest_len().saturating_mul(2) {
+            self.filters.push(owned(
+                format!(
+                    "{} contains {} ({} values)",
+                    field.name(),
+                    Quoted(pattern),
+                    found.codes.len()
+                ),
+                store.text_rows(field, &found.codes),
+            ));
+        } else {
+            self.checks
+                .push(Check::Contains(field, pattern.to_owned(), found.codes));
         }
     }
 
@@ -427,51 +282,180 @@ impl<'s> Plan<'s> {
         })
     }
 
-    /// The plan in words, for people and for tests.
-    pub(crate) fn explain(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{:?}: intersect smallest first, stop when empty",
-            self.api
-        );
-        for s in self.ordered_sets() {
-            let role = if self.visible.iter().any(|v| std::ptr::eq(v, s)) {
-                "visible"
-            } else {
-                "filter"
-            };
-            let _ = writeln!(out, "  {role}: {} ({} rows)", s.label, s.rows.len());
-        }
-        if let Some(days) = &self.days {
-            let _ = writeln!(
-                out,
-                "  filter, day by day: {} ({} rows)",
-                days.label, days.len
-            );
-        }
-        for c in &self.checks {
-            let _ = match c {
-                Check::ParentId(_) => writeln!(out, "  check row by row: parent_id"),
-                Check::Contains(field, pattern, codes) => writeln!(
-                    out,
-                    "  check row by row: {} contains {pattern:?} ({} values)",
-                    match field {
-                        TextField::Name => "name",
-                        TextField::ResourceName => "resource_name",
-                    },
-                    codes.len()
-                ),
-            };
-        }
-        let answer = match (self.checks.is_empty(), self.entries) {
-            (true, false) => "count: from bitmap cardinalities, no row touched",
-            (true, true) => "count: sharing entries from bitmap cardinalities, no row touched",
-            (false, _) => "count: candidates checked row by row",
-        };
-        let _ = writeln!(out, "  {answer}");
-        out
+    /// The sets in the order they are intersected, each with whether it
+    /// is part of the visible set, for `explain`.
+    pub(crate) fn sets_in_order(&self) -> Vec<(bool, &RowSet<'s>)> {
+        self.ordered_sets()
+            .into_iter()
+            .map(|s| (self.visible.iter().any(|v| std::ptr::eq(v, s)), s))
+            .collect()
     }
+}
+
+/// The caller's visible set (§2), before filters: the route's project or
+/// every record, v3's `own_type`, share.count's direction, and
+/// `granted_eps`.
+fn visibility<'s>(store: &'s Store, scope: &Scope, q: &Query) -> Vec<RowSet<'s>> {
+    let me = scope.project_id.as_str();
+    let own = || store.eq_rows(BitmapKey::Project, me);
+    let mine = || borrowed(format!("project_id = {me}"), own());
+    let mut visible = vec![match q.api {
+        Api::V1List | Api::V1Count | Api::V3List if q.all_tenants => {
+            borrowed("all records".into(), store.live_rows())
+        }
+        Api::V1List | Api::V1Count => mine(),
+        Api::V3List => {
+            let shared = || store.shared_rows(me, None) - own();
+            match q.own_type {
+                OwnType::Private => mine(),
+                OwnType::Shared => owned(format!("shared to {me} by other projects"), shared()),
+                OwnType::AllGranted => owned(
+                    format!("project_id = {me} or shared to it"),
+                    shared() | own(),
+                ),
+            }
+        }
+        Api::ShareCount if q.share_to_me => {
+            borrowed(format!("shared to {me}"), store.shared_rows(me, None))
+        }
+        Api::ShareCount => mine(),
+    }];
+    if let Some(granted) = &scope.granted_eps {
+        let rows = union(
+            granted
+                .iter()
+                .map(|ep| store.eq_rows(BitmapKey::EnterpriseProject, ep)),
+        );
+        let names: Vec<String> = granted.iter().map(|ep| Quoted(ep).to_string()).collect();
+        visible.push(owned(
+            format!("enterprise_project_id in granted [{}]", names.join(", ")),
+            rows,
+        ));
+    }
+    visible
+}
+
+/// The filters answered by an index as a set of rows (§3): equality on
+/// bitmap-indexed fields, ranges of ordered indexes, addresses, sharing,
+/// v3's `member_status` and `enterprise_project_id`.
+fn filter_sets<'s>(store: &'s Store, scope: &Scope, q: &Query) -> Vec<RowSet<'s>> {
+    let me = scope.project_id.as_str();
+    let f = &q.filter;
+    let mut filters = Vec::new();
+    if !f.status.is_empty() {
+        let names: Vec<String> = f
+            .status
+            .iter()
+            .map(|s| Quoted(s.as_str()).to_string())
+            .collect();
+        let label = format!("status in [{}]", names.join(", "));
+        let rows = |s: &Status| store.code_rows(BitmapKey::Status, *s as u32);
+        filters.push(match f.status.as_slice() {
+            [one] => borrowed(label, rows(one)),
+            many => owned(label, union(many.iter().map(rows))),
+        });
+    }
+    let mut equal = |value: &Option<String>, key: BitmapKey| {
+        if let Some(v) = value {
+            filters.push(borrowed(
+                format!("{} = {v}", key.name()),
+                store.eq_rows(key, v),
+            ));
+        }
+    };
+    equal(&f.resource_az, BitmapKey::ResourceAz);
+    equal(&f.resource_type, BitmapKey::ResourceType);
+    equal(&f.policy_id, BitmapKey::Policy);
+    equal(&f.vault_id, BitmapKey::Vault);
+    let keyed: [(&Option<String>, OrderKey); 3] = [
+        (&f.resource_id, OrderKey::ResourceId),
+        (&f.checkpoint_id, OrderKey::CheckpointId),
+        (&f.backup_id, OrderKey::Id),
+    ];
+    for (value, key) in keyed {
+        if let Some(v) = value {
+            filters.push(owned(
+                format!("{} = {v}", key.name()),
+                store.key_rows(key, v),
+            ));
+        }
+    }
+    if let Some(v) = &f.from_project_id {
+        filters.push(borrowed(
+            format!("project_id = {v}"),
+            store.eq_rows(BitmapKey::Project, v),
+        ));
+    }
+    if let Some(t) = f.image_type {
+        filters.push(borrowed(
+            format!("image_type = {t}"),
+            store.code_rows(BitmapKey::ImageType, t as u32),
+        ));
+    }
+    if let Some(d) = f.dec {
+        filters.push(borrowed(
+            format!("dec = {d}"),
+            store.code_rows(BitmapKey::Dec, u32::from(d)),
+        ));
+    }
+    if let Some(ip) = f.ip {
+        filters.push(owned(format!("ip = {ip}"), store.ip_rows(ip)));
+    }
+    if let Some(v) = &f.to_project_id {
+        filters.push(if q.share_to_me && v != me {
+            // Entries shared to me cannot have another destination.
+            owned(
+                format!("shared to {v} (never, with share_to_me)"),
+                RoaringBitmap::new(),
+            )
+        } else {
+            borrowed(format!("shared to {v}"), store.shared_rows(v, None))
+        });
+    }
+    if let (Some(status), Api::V3List, false) = (f.member_status, q.api, q.all_tenants) {
+        let own = store.eq_rows(BitmapKey::Project, me);
+        let shared = store.shared_rows(me, Some(status)) - own;
+        let rows = if q.own_type == OwnType::AllGranted {
+            shared | own
+        } else {
+            shared
+        };
+        filters.push(owned(
+            format!("own, or shared to {me} with member status {status}"),
+            rows,
+        ));
+    }
+    // `all_granted_eps` narrows to `granted_eps`, which visibility applies.
+    if let Some(EnterpriseProject::Id(ep)) = &f.enterprise_project {
+        filters.push(borrowed(
+            format!("enterprise_project_id = {ep}"),
+            store.eq_rows(BitmapKey::EnterpriseProject, ep),
+        ));
+    }
+    filters
+}
+
+/// A `start_time`/`end_time` range as its days: whole days are bitmaps of
+/// the day index; only the two edge days are checked row by row.
+fn time_range<'s>(store: &'s Store, f: &Filter) -> Option<Days<'s>> {
+    if f.start_time.is_none() && f.end_time.is_none() {
+        return None;
+    }
+    let from = f.start_time.map_or(i64::MIN, |t| t.as_micros());
+    let to = f.end_time.map_or(i64::MAX, |t| t.as_micros());
+    let parts = store.created_in(from, to);
+    Some(Days {
+        label: format!(
+            "created_at in [{}, {}] ({} days)",
+            show_time(from),
+            show_time(to),
+            parts.len()
+        ),
+        len: parts.iter().map(|p| p.len()).sum(),
+        parts,
+        from,
+        to,
+    })
 }
 
 /// Whether a time range goes first, day by day: when its days hold no

@@ -8,6 +8,8 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use crate::quote::{Named, Quoted, Shown};
+use crate::schema::Field;
 use crate::timestamp::Timestamp;
 
 macro_rules! string_enum {
@@ -59,7 +61,16 @@ macro_rules! string_enum {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
                 $name::parse(&text).ok_or_else(|| {
-                    serde::de::Error::custom(format!("{text:?} is not one of {}", $name::choices()))
+                    serde::de::Error::custom(format!("{} is not one of {}", Quoted(&text), $name::choices()))
+                })
+            }
+        }
+
+        impl Decode for $name {
+            fn decode(field: &str, value: Value) -> Result<$name, RecordError> {
+                let text = String::decode(field, value)?;
+                $name::parse(&text).ok_or_else(|| {
+                    RecordError::new(field, format!("{} is not one of {}", Quoted(&text), $name::choices()))
                 })
             }
         }
@@ -101,6 +112,13 @@ string_enum! {
     }
 }
 
+/// `backup`, as SEMANTICS §1 defaults it.
+impl Default for ImageType {
+    fn default() -> ImageType {
+        ImageType::Backup
+    }
+}
+
 string_enum! {
     /// The state of one sharing of a backup with another project.
     MemberStatus {
@@ -120,69 +138,6 @@ pub struct Member {
     pub dest_project_id: String,
     /// Whether that project accepted the sharing.
     pub status: MemberStatus,
-}
-
-/// One backup record, as ingested (SEMANTICS §1).
-///
-/// Construct records from JSON with [`Record::from_json`] (or serde), which
-/// applies every rule of §1 and names the offending field. A record built by
-/// hand is checked again when a store ingests it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Record {
-    /// Unique id, 1..=255 bytes.
-    pub id: String,
-    /// The checkpoint (restore point) this backup belongs to.
-    pub checkpoint_id: String,
-    /// The owner project (tenant).
-    pub project_id: String,
-    /// The enterprise project; `"0"` by default.
-    pub enterprise_project_id: String,
-    /// Backup name; may be empty.
-    pub name: String,
-    /// Free text.
-    pub description: String,
-    /// Lifecycle status.
-    pub status: Status,
-    /// The protected server or volume.
-    pub resource_id: String,
-    /// The protected resource's name.
-    pub resource_name: String,
-    /// Open set, e.g. `OS::Nova::Server`.
-    pub resource_type: String,
-    /// Availability zone.
-    pub resource_az: String,
-    /// Size in GB.
-    pub resource_size: u64,
-    /// Backup or replica.
-    pub image_type: ImageType,
-    /// The policy that made it.
-    pub policy_id: Option<String>,
-    /// The vault holding it.
-    pub vault_id: Option<String>,
-    /// The provider.
-    pub provider_id: Option<String>,
-    /// The parent backup.
-    pub parent_id: Option<String>,
-    /// Dedicated-cloud backup.
-    pub dec: bool,
-    /// Creation time.
-    pub created_at: Timestamp,
-    /// Last update.
-    pub updated_at: Timestamp,
-    /// When the data was protected; `None` while not yet protected.
-    pub protected_at: Option<Timestamp>,
-    /// Expiry.
-    pub expired_at: Option<Timestamp>,
-    /// Opaque, echoed back.
-    pub extend_info: Map<String, Value>,
-    /// Opaque, echoed back; `private_ip` and `eip` feed the `ip` filter.
-    pub backup_data: Map<String, Value>,
-    /// Opaque, echoed back.
-    pub replication_records: Vec<Value>,
-    /// Opaque, echoed back.
-    pub children: Vec<Value>,
-    /// The projects this backup is shared to, one entry per project.
-    pub members: Vec<Member>,
 }
 
 /// What is wrong with one record: the field (a path such as
@@ -209,7 +164,7 @@ impl fmt::Display for RecordError {
         if self.field.is_empty() {
             f.write_str(&self.reason)
         } else {
-            write!(f, "field `{}`: {}", self.field, self.reason)
+            write!(f, "field {}: {}", Named(&self.field), self.reason)
         }
     }
 }
@@ -219,35 +174,20 @@ impl std::error::Error for RecordError {}
 /// The longest id accepted, in bytes.
 pub const MAX_ID_BYTES: usize = 255;
 
-const FIELDS: &[&str] = &[
-    "id",
-    "checkpoint_id",
-    "project_id",
-    "enterprise_project_id",
-    "name",
-    "description",
-    "status",
-    "resource_id",
+/// The keys of `extend_info` that v1 sets from the record (SEMANTICS §6).
+pub(crate) const V1_EXTEND_KEYS: [&str; 6] = [
+    "resource_az",
     "resource_name",
     "resource_type",
-    "resource_az",
-    "resource_size",
     "image_type",
-    "policy_id",
-    "vault_id",
-    "provider_id",
-    "parent_id",
     "dec",
-    "created_at",
-    "updated_at",
-    "protected_at",
-    "expired_at",
-    "extend_info",
-    "backup_data",
-    "replication_records",
-    "children",
-    "members",
+    "size",
 ];
+
+/// Whether a stored `extend_info` has one of the keys v1 sets itself.
+pub(crate) fn v1_keys_overlap(extend_info: &Map<String, Value>) -> bool {
+    V1_EXTEND_KEYS.iter().any(|k| extend_info.contains_key(*k))
+}
 
 fn type_name(v: &Value) -> &'static str {
     match v {
@@ -267,95 +207,145 @@ fn wrong_type(field: &str, expected: &str, got: &Value) -> RecordError {
     )
 }
 
-/// Reads fields out of one JSON object, remembering which were consumed so
-/// that unknown fields can be reported.
-struct Fields<'a> {
-    obj: &'a Map<String, Value>,
+/// Decoding one field's JSON value into its type, consuming the value (an
+/// opaque part is moved, not copied). `field` is the path errors name.
+trait Decode: Sized {
+    fn decode(field: &str, value: Value) -> Result<Self, RecordError>;
 }
 
-impl<'a> Fields<'a> {
-    fn get(&self, field: &str) -> Option<&'a Value> {
-        self.obj.get(field)
-    }
-
-    fn required(&self, field: &str) -> Result<&'a Value, RecordError> {
-        self.get(field)
-            .ok_or_else(|| RecordError::new(field, "missing required field"))
-    }
-
-    fn string(&self, field: &str) -> Result<String, RecordError> {
-        as_string(field, self.required(field)?)
-    }
-
-    fn string_or(&self, field: &str, default: &str) -> Result<String, RecordError> {
-        self.get(field)
-            .map_or_else(|| Ok(default.to_owned()), |v| as_string(field, v))
-    }
-
-    fn nullable_string(&self, field: &str) -> Result<Option<String>, RecordError> {
-        match self.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => as_string(field, v).map(Some),
+impl Decode for String {
+    fn decode(field: &str, value: Value) -> Result<String, RecordError> {
+        match value {
+            Value::String(s) => Ok(s),
+            other => Err(wrong_type(field, "a string", &other)),
         }
     }
+}
 
-    fn timestamp(&self, field: &str) -> Result<Timestamp, RecordError> {
-        as_timestamp(field, self.required(field)?)
-    }
-
-    fn nullable_timestamp(&self, field: &str) -> Result<Option<Timestamp>, RecordError> {
-        match self.get(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => as_timestamp(field, v).map(Some),
+/// Nullable fields: `null` is `None`.
+impl<T: Decode> Decode for Option<T> {
+    fn decode(field: &str, value: Value) -> Result<Option<T>, RecordError> {
+        match value {
+            Value::Null => Ok(None),
+            v => T::decode(field, v).map(Some),
         }
     }
+}
 
-    fn object(&self, field: &str) -> Result<Map<String, Value>, RecordError> {
-        match self.get(field) {
-            None => Ok(Map::new()),
-            Some(Value::Object(m)) => Ok(m.clone()),
-            Some(v) => Err(wrong_type(field, "an object", v)),
+impl Decode for u64 {
+    fn decode(field: &str, value: Value) -> Result<u64, RecordError> {
+        value.as_u64().ok_or_else(|| {
+            RecordError::new(
+                field,
+                format!(
+                    "expected an integer >= 0, got {}",
+                    Shown(&value.to_string())
+                ),
+            )
+        })
+    }
+}
+
+impl Decode for bool {
+    fn decode(field: &str, value: Value) -> Result<bool, RecordError> {
+        match value {
+            Value::Bool(b) => Ok(b),
+            other => Err(wrong_type(field, "a boolean", &other)),
         }
     }
+}
 
-    fn array(&self, field: &str) -> Result<Vec<Value>, RecordError> {
-        match self.get(field) {
-            None => Ok(Vec::new()),
-            Some(Value::Array(a)) => Ok(a.clone()),
-            Some(v) => Err(wrong_type(field, "an array", v)),
-        }
-    }
-
-    fn enum_value<T>(
-        &self,
-        field: &str,
-        parse: fn(&str) -> Option<T>,
-        choices: fn() -> String,
-    ) -> Result<Option<T>, RecordError> {
-        let Some(v) = self.get(field) else {
-            return Ok(None);
+impl Decode for Timestamp {
+    fn decode(field: &str, value: Value) -> Result<Timestamp, RecordError> {
+        let Value::String(s) = value else {
+            return Err(wrong_type(field, "a timestamp string", &value));
         };
-        let text = as_string(field, v)?;
-        parse(&text)
-            .map(Some)
-            .ok_or_else(|| RecordError::new(field, format!("{text:?} is not one of {}", choices())))
+        Timestamp::parse(&s)
+            .map_err(|e| RecordError::new(field, format!("invalid timestamp {}: {e}", Quoted(&s))))
     }
 }
 
-fn as_string(field: &str, v: &Value) -> Result<String, RecordError> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        other => Err(wrong_type(field, "a string", other)),
+impl Decode for Map<String, Value> {
+    fn decode(field: &str, value: Value) -> Result<Map<String, Value>, RecordError> {
+        match value {
+            Value::Object(m) => Ok(m),
+            other => Err(wrong_type(field, "an object", &other)),
+        }
     }
 }
 
-fn as_timestamp(field: &str, v: &Value) -> Result<Timestamp, RecordError> {
-    let Value::String(s) = v else {
-        return Err(wrong_type(field, "a timestamp string", v));
+impl Decode for Vec<Value> {
+    fn decode(field: &str, value: Value) -> Result<Vec<Value>, RecordError> {
+        match value {
+            Value::Array(a) => Ok(a),
+            other => Err(wrong_type(field, "an array", &other)),
+        }
+    }
+}
+
+impl Decode for Vec<Member> {
+    fn decode(field: &str, value: Value) -> Result<Vec<Member>, RecordError> {
+        match value {
+            Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| member_from_json(field, i, m))
+                .collect(),
+            other => Err(wrong_type(field, "an array", &other)),
+        }
+    }
+}
+
+/// A field that is absent: an error when it is required, else its default.
+macro_rules! absent {
+    ($field:ident, required) => {
+        return Err(RecordError::new(
+            stringify!($field),
+            "missing required field",
+        ))
     };
-    Timestamp::parse(s)
-        .map_err(|e| RecordError::new(field, format!("invalid timestamp {s:?}: {e}")))
+    ($field:ident, default) => {
+        Default::default()
+    };
+    ($field:ident, $default:literal) => {
+        String::from($default)
+    };
 }
+
+/// The `Record` struct and its decoding, from the field table.
+macro_rules! define_record {
+    ($( {
+        $variant:ident, $field:ident, $ty:ty, $presence:tt, $column:ident,
+        [$($bitmap:ident)?], [$($order:ident)?], [$($substring:ident)?], [$($index:ident)?],
+        [$($v1:literal)?], [$($v3:literal)?], [$($doc:literal)*]
+    } )*) => {
+        /// One backup record, as ingested (SEMANTICS §1).
+        ///
+        /// Construct records from JSON with [`Record::from_json`] (or
+        /// serde), which applies every rule of §1 and names the offending
+        /// field. A record built by hand is checked again when a store
+        /// ingests it.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        pub struct Record {
+            $( $(#[doc = $doc])* pub $field: $ty, )*
+        }
+
+        impl Record {
+            /// Every field of a JSON object, in the table's order; the
+            /// object holds only known fields.
+            fn decode_fields(mut obj: Map<String, Value>) -> Result<Record, RecordError> {
+                Ok(Record {
+                    $( $field: match obj.remove(stringify!($field)) {
+                        Some(v) => <$ty as Decode>::decode(stringify!($field), v)?,
+                        None => absent!($field, $presence),
+                    }, )*
+                })
+            }
+        }
+    };
+}
+
+crate::schema::record_fields!(define_record);
 
 impl Record {
     /// Validates one JSON value as a record (SEMANTICS §1 and §9).
@@ -373,69 +363,26 @@ impl Record {
     /// assert_eq!(err.field, "checkpoint_id");
     /// ```
     pub fn from_json(value: &Value) -> Result<Record, RecordError> {
+        Record::from_value(value.clone())
+    }
+
+    /// [`Record::from_json`], consuming the value: its strings and opaque
+    /// parts are moved into the record, not copied.
+    ///
+    /// # Errors
+    ///
+    /// As [`Record::from_json`].
+    pub fn from_value(value: Value) -> Result<Record, RecordError> {
         let Value::Object(obj) = value else {
             return Err(RecordError::new(
                 "",
-                format!("a record must be an object, got {}", type_name(value)),
+                format!("a record must be an object, got {}", type_name(&value)),
             ));
         };
-        if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        if let Some(unknown) = obj.keys().find(|k| Field::named(k).is_none()) {
             return Err(RecordError::new(unknown.as_str(), "unknown field"));
         }
-        let f = Fields { obj };
-        let record = Record {
-            id: f.string("id")?,
-            checkpoint_id: f.string("checkpoint_id")?,
-            project_id: f.string("project_id")?,
-            enterprise_project_id: f.string_or("enterprise_project_id", "0")?,
-            name: f.string("name")?,
-            description: f.string_or("description", "")?,
-            status: f
-                .enum_value("status", Status::parse, Status::choices)?
-                .ok_or_else(|| RecordError::new("status", "missing required field"))?,
-            resource_id: f.string("resource_id")?,
-            resource_name: f.string_or("resource_name", "")?,
-            resource_type: f.string("resource_type")?,
-            resource_az: f.string_or("resource_az", "")?,
-            resource_size: match f.get("resource_size") {
-                None => 0,
-                Some(v) => v.as_u64().ok_or_else(|| {
-                    RecordError::new(
-                        "resource_size",
-                        format!("expected an integer >= 0, got {v}"),
-                    )
-                })?,
-            },
-            image_type: f
-                .enum_value("image_type", ImageType::parse, ImageType::choices)?
-                .unwrap_or(ImageType::Backup),
-            policy_id: f.nullable_string("policy_id")?,
-            vault_id: f.nullable_string("vault_id")?,
-            provider_id: f.nullable_string("provider_id")?,
-            parent_id: f.nullable_string("parent_id")?,
-            dec: match f.get("dec") {
-                None => false,
-                Some(Value::Bool(b)) => *b,
-                Some(v) => return Err(wrong_type("dec", "a boolean", v)),
-            },
-            created_at: f.timestamp("created_at")?,
-            updated_at: f.timestamp("updated_at")?,
-            protected_at: f.nullable_timestamp("protected_at")?,
-            expired_at: f.nullable_timestamp("expired_at")?,
-            extend_info: f.object("extend_info")?,
-            backup_data: f.object("backup_data")?,
-            replication_records: f.array("replication_records")?,
-            children: f.array("children")?,
-            members: match f.get("members") {
-                None => Vec::new(),
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, m)| member_from_json(i, m))
-                    .collect::<Result<_, _>>()?,
-                Some(v) => return Err(wrong_type("members", "an array", v)),
-            },
-        };
+        let record = Record::decode_fields(obj)?;
         record.validate()?;
         Ok(record)
     }
@@ -466,8 +413,8 @@ impl Record {
                 return Err(RecordError::new(
                     format!("members[{i}].dest_project_id"),
                     format!(
-                        "duplicate dest_project_id {:?} (also in members[{first}])",
-                        m.dest_project_id
+                        "duplicate dest_project_id {} (also in members[{first}])",
+                        Quoted(&m.dest_project_id)
                     ),
                 ));
             }
@@ -497,10 +444,10 @@ pub(crate) fn ip_addresses(backup_data: &Map<String, Value>) -> Vec<std::net::Ip
     out
 }
 
-fn member_from_json(i: usize, value: &Value) -> Result<Member, RecordError> {
-    let path = |k: &str| format!("members[{i}]{k}");
-    let Value::Object(obj) = value else {
-        return Err(wrong_type(&path(""), "an object", value));
+fn member_from_json(members: &str, i: usize, value: Value) -> Result<Member, RecordError> {
+    let path = |k: &str| format!("{members}[{i}]{k}");
+    let Value::Object(mut obj) = value else {
+        return Err(wrong_type(&path(""), "an object", &value));
     };
     if let Some(unknown) = obj
         .keys()
@@ -512,27 +459,21 @@ fn member_from_json(i: usize, value: &Value) -> Result<Member, RecordError> {
         ));
     }
     let dest = obj
-        .get("dest_project_id")
+        .remove("dest_project_id")
         .ok_or_else(|| RecordError::new(path(".dest_project_id"), "missing required field"))?;
     let status = obj
-        .get("status")
+        .remove("status")
         .ok_or_else(|| RecordError::new(path(".status"), "missing required field"))?;
-    let status_text = as_string(&path(".status"), status)?;
+    let status = MemberStatus::decode(&path(".status"), status)?;
     Ok(Member {
-        dest_project_id: as_string(&path(".dest_project_id"), dest)?,
-        status: MemberStatus::parse(&status_text).ok_or_else(|| {
-            RecordError::new(
-                path(".status"),
-                format!("{status_text:?} is not one of {}", MemberStatus::choices()),
-            )
-        })?,
+        dest_project_id: String::decode(&path(".dest_project_id"), dest)?,
+        status,
     })
 }
 
 impl<'de> Deserialize<'de> for Record {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(d)?;
-        Record::from_json(&value).map_err(serde::de::Error::custom)
+        Record::from_value(Value::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 

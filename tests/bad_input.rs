@@ -48,10 +48,16 @@ fn malformed_requests_get_their_exact_error() {
     let long_name = format!("name={}", "a".repeat(10 << 20));
     let long_limit = format!("limit={ten_mb}");
     let long_path = format!("/v1/{}/checkpoint_items", "p".repeat(1 << 20));
-    // Long values are echoed cut to 256 bytes, with their length.
+    // Values and names are echoed as sent (no escapes), cut to 256 bytes
+    // with what was left out.
     let long_path_message = format!(
-        "forbidden: `project_id` = \"{}\"... (1048576 bytes): the route's project is not the caller's project",
+        "forbidden: `project_id` = \"{}\"…(+1048320 bytes): the route's project is not the caller's project",
         "p".repeat(256)
+    );
+    let long_param = format!("{}=1", "x".repeat(10 << 20));
+    let long_param_message = format!(
+        "invalid parameter `{}`…(+10485504 bytes) = \"1\": unknown parameter",
+        "x".repeat(256)
     );
     let v1 = "/v1/p1/checkpoint_items";
     let v1c = "/v1/p1/checkpoint_items/count";
@@ -69,7 +75,11 @@ fn malformed_requests_get_their_exact_error() {
         ("a truncated UTF-8 sequence decodes to U+FFFD", v1c, "name=%E2%82", 200, "", r#"{"count":0}"#),
         ("a UTF-16 surrogate in UTF-8 decodes to U+FFFD", v1c, "name=%ED%A0%80", 200, "", r#"{"count":0}"#),
         ("invalid UTF-8 in a parameter's name", v1c, "%FF=1", 400, "InvalidParameter", "invalid parameter `�` = \"1\": unknown parameter"),
-        ("a NUL byte in a value", v1c, "status=%00", 400, "InvalidParameter", "invalid parameter `status` = \"\\0\": must be one of available, deleted, deleting, error, protecting, restoring, waiting_delete, waiting_protect, waiting_restore"),
+        ("a NUL byte in a value", v1c, "status=%00", 400, "InvalidParameter", "invalid parameter `status` = \"\0\": must be one of available, deleted, deleting, error, protecting, restoring, waiting_delete, waiting_protect, waiting_restore"),
+        ("a combining accent is echoed as sent", v1c, "status=e%CC%81", 400, "InvalidParameter", "invalid parameter `status` = \"e\u{301}\": must be one of available, deleted, deleting, error, protecting, restoring, waiting_delete, waiting_protect, waiting_restore"),
+        ("a byte order mark is echoed as sent", v1c, "image_type=%EF%BB%BFbackup", 400, "InvalidParameter", "invalid parameter `image_type` = \"\u{feff}backup\": must be one of backup, replication"),
+        ("a quote and a backslash are echoed as sent", v1c, "status=%22%5C", 400, "InvalidParameter", "invalid parameter `status` = \"\"\\\": must be one of available, deleted, deleting, error, protecting, restoring, waiting_delete, waiting_protect, waiting_restore"),
+        ("a 10 MB unknown parameter name is cut", v1c, &long_param, 400, "InvalidParameter", &long_param_message),
         ("a percent sign without hex digits is literal", v1c, "name=%zz", 200, "", r#"{"count":0}"#),
         ("a parameter twice", v1, "limit=1&limit=2", 400, "InvalidParameter", "invalid parameter `limit` = \"2\": given more than once"),
         ("status twice on v1", v1c, "status=error&status=available", 400, "InvalidParameter", "invalid parameter `status` = \"available\": given more than once"),

@@ -1,16 +1,20 @@
-//! Routes and query strings to a typed [`Query`] (SEMANTICS §2-§4, §9).
+//! Routes and query strings to a typed [`Query`] (SEMANTICS §2-§4, §9),
+//! in four steps: the route ([`route`]), each parameter's name
+//! ([`param`]), each value ([`apply`]), and the checks across parameters
+//! (`query::cross_checks`, shared with typed queries).
 
 use std::collections::HashSet;
 
-use super::error::QueryError;
-use crate::query::{Api, Direction, EnterpriseProject, OwnType, Query, Scope, Sort, SortKey};
+use crate::query::{
+    cross_checks, Api, Direction, EnterpriseProject, OwnType, Query, QueryError, Scope, Sort,
+    SortKey, OFFSET_MAX,
+};
+use crate::quote::Quoted;
 use crate::record::{ImageType, MemberStatus, Status};
 use crate::timestamp::Timestamp;
 
 /// The longest `sort` value accepted, in characters.
 const SORT_MAX_CHARS: usize = 255;
-/// The largest `offset` accepted.
-const OFFSET_MAX: u64 = 2_147_483_647;
 
 /// The API of a raw path, and the route's project segment.
 ///
@@ -181,7 +185,8 @@ fn sort(value: &str) -> Result<Sort, QueryError> {
         };
         let key = SortKey::parse(key_text).ok_or_else(|| {
             bad(format!(
-                "unknown sort key {key_text:?}; keys are created_at, updated_at, name, status, protected_at, id"
+                "unknown sort key {}; keys are created_at, updated_at, name, status, protected_at, id",
+                Quoted(key_text)
             ))
         })?;
         let dir = match dir_text {
@@ -190,7 +195,8 @@ fn sort(value: &str) -> Result<Sort, QueryError> {
             Some(d) if d.eq_ignore_ascii_case("desc") => Direction::Desc,
             Some(d) => {
                 return Err(bad(format!(
-                    "unknown direction {d:?} for {key_text}; use asc or desc"
+                    "unknown direction {} for {key_text}; use asc or desc",
+                    Quoted(d)
                 )))
             }
         };
@@ -228,20 +234,9 @@ pub(crate) fn parse(
     let mut own_type_given = false;
     for (name, value) in form_urlencoded::parse(raw_query.as_bytes()) {
         let (name, value) = (name.as_ref(), value.as_ref());
-        let Some(p) = param(api, name) else {
-            return Err(QueryError::invalid(name, value, "unknown parameter"));
+        let Some(p) = known(api, name, value)? else {
+            continue;
         };
-        match p {
-            Param::Ignored => continue,
-            Param::Unsupported => {
-                return Err(QueryError::invalid(
-                    name,
-                    value,
-                    "not supported: backdex holds no data to answer it",
-                ));
-            }
-            _ => {}
-        }
         let repeatable = p == Param::Status && api == Api::V3List;
         if !seen.insert(p) && !repeatable {
             return Err(QueryError::invalid(name, value, "given more than once"));
@@ -249,172 +244,145 @@ pub(crate) fn parse(
         if value.is_empty() {
             return Err(QueryError::invalid(name, value, "must not be empty"));
         }
-        let text = || Some(value.to_owned());
-        let f = &mut q.filter;
-        match p {
-            Param::Status => {
-                let status = Status::parse(value).ok_or_else(|| {
-                    QueryError::invalid(
-                        name,
-                        value,
-                        format!("must be one of {}", Status::choices()),
-                    )
-                })?;
-                if !f.status.contains(&status) {
-                    f.status.push(status);
-                }
-            }
-            Param::Name => f.name = text(),
-            Param::ResourceName => f.resource_name = text(),
-            Param::ResourceAz => f.resource_az = text(),
-            Param::ResourceId => f.resource_id = text(),
-            Param::CheckpointId => f.checkpoint_id = text(),
-            Param::ResourceType => f.resource_type = text(),
-            Param::ImageType => {
-                f.image_type = Some(ImageType::parse(value).ok_or_else(|| {
-                    QueryError::invalid(
-                        name,
-                        value,
-                        format!("must be one of {}", ImageType::choices()),
-                    )
-                })?)
-            }
-            Param::PolicyId => f.policy_id = text(),
-            Param::VaultId => f.vault_id = text(),
-            Param::ParentId => f.parent_id = text(),
-            Param::EnterpriseProjectId => {
-                f.enterprise_project = Some(if value == "all_granted_eps" {
-                    EnterpriseProject::AllGranted
-                } else {
-                    EnterpriseProject::Id(value.to_owned())
-                })
-            }
-            Param::Dec => f.dec = Some(boolean(name, value)?),
-            Param::Ip => {
-                f.ip = Some(value.parse().map_err(|_| {
-                    QueryError::invalid(name, value, "must be an IPv4 or IPv6 address")
-                })?)
-            }
-            Param::StartTime => f.start_time = Some(timestamp(name, value)?),
-            Param::EndTime => f.end_time = Some(timestamp(name, value)?),
-            Param::AllTenants => q.all_tenants = boolean(name, value)?,
-            Param::OwnType => {
-                own_type_given = true;
-                q.own_type = match value {
-                    "private" => OwnType::Private,
-                    "shared" => OwnType::Shared,
-                    "all_granted" => OwnType::AllGranted,
-                    _ => {
-                        return Err(QueryError::invalid(
-                            name,
-                            value,
-                            "must be one of private, shared, all_granted",
-                        ))
-                    }
-                }
-            }
-            Param::MemberStatus => {
-                f.member_status = Some(match value {
-                    "pending" => MemberStatus::Pending,
-                    "accept" | "accepted" => MemberStatus::Accept,
-                    "reject" | "rejected" => MemberStatus::Reject,
-                    _ => {
-                        return Err(QueryError::invalid(
-                            name,
-                            value,
-                            "must be one of pending, accept, reject (or accepted, rejected)",
-                        ))
-                    }
-                })
-            }
-            Param::Sort => q.sort = sort(value)?,
-            Param::Marker => q.page.marker = text(),
-            Param::Limit => {
-                let (negative, n) = integer(name, value)?;
-                if negative || n == 0 {
-                    return Err(QueryError::invalid(name, value, "must be at least 1"));
-                }
-                q.page.limit = usize::try_from(n).unwrap_or(usize::MAX).min(max_limit);
-            }
-            Param::Offset => {
-                let (negative, n) = integer(name, value)?;
-                if negative || n > OFFSET_MAX {
-                    return Err(QueryError::invalid(
-                        name,
-                        value,
-                        format!("must be from 0 to {OFFSET_MAX}"),
-                    ));
-                }
-                q.page.offset = n as usize;
-            }
-            Param::BackupId => f.backup_id = text(),
-            Param::FromProjectId => f.from_project_id = text(),
-            Param::ToProjectId => f.to_project_id = text(),
-            Param::ShareToMe => q.share_to_me = boolean(name, value)?,
-            Param::Ignored | Param::Unsupported => {}
-        }
+        own_type_given |= p == Param::OwnType;
+        apply(&mut q, p, name, value, max_limit)?;
     }
-
-    validate_with(&q, scope, own_type_given)?;
+    cross_checks(&q, scope, own_type_given)?;
     Ok(q)
 }
 
-/// The checks across parameters, which typed queries need too.
-pub(crate) fn validate(q: &Query, scope: &Scope) -> Result<(), QueryError> {
-    if q.page.limit == 0 {
-        return Err(QueryError::invalid("limit", "0", "must be at least 1"));
+/// What a parameter name means for this API: `None` for one that is
+/// accepted and ignored.
+///
+/// # Errors
+///
+/// 400 for an unknown parameter and for one backdex cannot answer.
+fn known(api: Api, name: &str, value: &str) -> Result<Option<Param>, QueryError> {
+    match param(api, name) {
+        None => Err(QueryError::invalid(name, value, "unknown parameter")),
+        Some(Param::Ignored) => Ok(None),
+        Some(Param::Unsupported) => Err(QueryError::invalid(
+            name,
+            value,
+            "not supported: backdex holds no data to answer it",
+        )),
+        Some(p) => Ok(Some(p)),
     }
-    if q.page.offset as u64 > OFFSET_MAX {
-        return Err(QueryError::invalid(
-            "offset",
-            &q.page.offset.to_string(),
-            format!("must be from 0 to {OFFSET_MAX}"),
-        ));
-    }
-    validate_with(q, scope, q.own_type != OwnType::Private)
 }
 
-fn validate_with(q: &Query, scope: &Scope, own_type_given: bool) -> Result<(), QueryError> {
-    if q.all_tenants && !scope.admin {
-        return Err(QueryError::forbidden(
-            "all_tenants",
-            "true",
-            "only an admin scope may see all tenants",
-        ));
-    }
-    if let Some(status) = q.filter.member_status {
-        if q.own_type == OwnType::Private && !q.all_tenants {
-            let reason = if own_type_given {
-                "applies to shared records only; own_type=private has none"
+/// An enum value given by its wire name.
+fn named<T>(
+    name: &str,
+    value: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    choices: &str,
+) -> Result<T, QueryError> {
+    parse(value)
+        .ok_or_else(|| QueryError::invalid(name, value, format!("must be one of {choices}")))
+}
+
+/// Sets what one parameter's value says on the query.
+///
+/// # Errors
+///
+/// 400 for a value its parameter does not accept.
+fn apply(
+    q: &mut Query,
+    p: Param,
+    name: &str,
+    value: &str,
+    max_limit: usize,
+) -> Result<(), QueryError> {
+    let text = || Some(value.to_owned());
+    let f = &mut q.filter;
+    match p {
+        Param::Status => {
+            let status = named(name, value, Status::parse, &Status::choices())?;
+            if !f.status.contains(&status) {
+                f.status.push(status);
+            }
+        }
+        Param::Name => f.name = text(),
+        Param::ResourceName => f.resource_name = text(),
+        Param::ResourceAz => f.resource_az = text(),
+        Param::ResourceId => f.resource_id = text(),
+        Param::CheckpointId => f.checkpoint_id = text(),
+        Param::ResourceType => f.resource_type = text(),
+        Param::ImageType => {
+            f.image_type = Some(named(name, value, ImageType::parse, &ImageType::choices())?)
+        }
+        Param::PolicyId => f.policy_id = text(),
+        Param::VaultId => f.vault_id = text(),
+        Param::ParentId => f.parent_id = text(),
+        Param::EnterpriseProjectId => {
+            f.enterprise_project = Some(if value == "all_granted_eps" {
+                EnterpriseProject::AllGranted
             } else {
-                "needs own_type=shared or own_type=all_granted (the default own_type is private)"
-            };
-            return Err(QueryError::invalid(
-                "member_status",
-                status.as_str(),
-                reason,
-            ));
+                EnterpriseProject::Id(value.to_owned())
+            })
         }
-    }
-    if let (Some(EnterpriseProject::Id(ep)), Some(granted)) =
-        (&q.filter.enterprise_project, &scope.granted_eps)
-    {
-        if !granted.contains(ep) {
-            return Err(QueryError::forbidden(
-                "enterprise_project_id",
-                ep,
-                "the enterprise project is not among the caller's granted ones",
-            ));
+        Param::Dec => f.dec = Some(boolean(name, value)?),
+        Param::Ip => {
+            f.ip =
+                Some(value.parse().map_err(|_| {
+                    QueryError::invalid(name, value, "must be an IPv4 or IPv6 address")
+                })?)
         }
-    }
-    if let (Some(start), Some(end)) = (q.filter.start_time, q.filter.end_time) {
-        if start > end {
-            return Err(QueryError::invalid(
-                "start_time",
-                &start.to_string(),
-                format!("is after end_time {end}"),
-            ));
+        Param::StartTime => f.start_time = Some(timestamp(name, value)?),
+        Param::EndTime => f.end_time = Some(timestamp(name, value)?),
+        Param::AllTenants => q.all_tenants = boolean(name, value)?,
+        Param::OwnType => {
+            q.own_type = named(
+                name,
+                value,
+                |v| match v {
+                    "private" => Some(OwnType::Private),
+                    "shared" => Some(OwnType::Shared),
+                    "all_granted" => Some(OwnType::AllGranted),
+                    _ => None,
+                },
+                "private, shared, all_granted",
+            )?
         }
+        Param::MemberStatus => {
+            f.member_status = Some(named(
+                name,
+                value,
+                |v| match v {
+                    "pending" => Some(MemberStatus::Pending),
+                    "accept" | "accepted" => Some(MemberStatus::Accept),
+                    "reject" | "rejected" => Some(MemberStatus::Reject),
+                    _ => None,
+                },
+                "pending, accept, reject (or accepted, rejected)",
+            )?)
+        }
+        Param::Sort => q.sort = sort(value)?,
+        Param::Marker => q.page.marker = text(),
+        Param::Limit => {
+            let (negative, n) = integer(name, value)?;
+            if negative || n == 0 {
+                return Err(QueryError::invalid(name, value, "must be at least 1"));
+            }
+            q.page.limit = usize::try_from(n).unwrap_or(usize::MAX).min(max_limit);
+        }
+        Param::Offset => {
+            let (negative, n) = integer(name, value)?;
+            if negative || n > OFFSET_MAX {
+                return Err(QueryError::invalid(
+                    name,
+                    value,
+                    format!("must be from 0 to {OFFSET_MAX}"),
+                ));
+            }
+            q.page.offset = n as usize;
+        }
+        Param::BackupId => f.backup_id = text(),
+        Param::FromProjectId => f.from_project_id = text(),
+        Param::ToProjectId => f.to_project_id = text(),
+        Param::ShareToMe => q.share_to_me = boolean(name, value)?,
+        // `known` keeps these away.
+        Param::Ignored | Param::Unsupported => {}
     }
     Ok(())
 }

@@ -5,8 +5,9 @@
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
 
+use crate::exec::PagePolicy;
 use crate::oracle::Oracle;
-use crate::query::Scope;
+use crate::query::{Scope, DEFAULT_MAX_LIMIT};
 use crate::record::Record;
 use crate::store::proptests::{record, EPS, IDS, PATTERNS, PROJECTS};
 use crate::store::Store;
@@ -271,13 +272,10 @@ proptest! {
         let (store, oracle) = load(&records);
         for (scope, path, query) in requests {
             let want = oracle.handle(&path, &query, &scope);
-            for (force, unbuilt) in [(None, false), (Some(true), false), (Some(true), true), (Some(false), false), (Some(false), true)] {
-                crate::exec::FORCE_WALK.with(|f| f.set(force));
-                crate::exec::FORCE_UNBUILT.with(|f| f.set(unbuilt));
-                let got = store.handle(&path, &query, &scope);
-                crate::exec::FORCE_WALK.with(|f| f.set(None));
-                crate::exec::FORCE_UNBUILT.with(|f| f.set(false));
-                prop_assert_eq!(&got, &want, "{} ? {} as {:?}, forced walk: {:?}, unbuilt: {}", path, query, scope, force, unbuilt);
+            for (force_walk, test_rows) in [(None, false), (Some(true), false), (Some(true), true), (Some(false), false), (Some(false), true)] {
+                let policy = PagePolicy { force_walk, test_rows };
+                let got = store.handle_with_policy(&path, &query, &scope, DEFAULT_MAX_LIMIT, &policy);
+                prop_assert_eq!(&got, &want, "{} ? {} as {:?}, {:?}", path, query, scope, policy);
             }
         }
     }
@@ -330,9 +328,17 @@ fn walk_with_mixed_directions_regroups_ties() {
     let scope = Scope::project("p1");
     let q = "sort=name:asc,created_at:desc&limit=50";
     let want = oracle.handle("/v1/p1/checkpoint_items", q, &scope);
-    crate::exec::FORCE_WALK.with(|f| f.set(Some(true)));
-    let got = store.handle("/v1/p1/checkpoint_items", q, &scope);
-    crate::exec::FORCE_WALK.with(|f| f.set(None));
+    let walk = PagePolicy {
+        force_walk: Some(true),
+        test_rows: false,
+    };
+    let got = store.handle_with_policy(
+        "/v1/p1/checkpoint_items",
+        q,
+        &scope,
+        DEFAULT_MAX_LIMIT,
+        &walk,
+    );
     assert!(want.json()["checkpoint_items"]
         .as_array()
         .is_some_and(|a| a.len() > 5));
@@ -398,9 +404,8 @@ proptest! {
         unbuilt in proptest::bool::ANY,
     ) {
         let (mut store, mut oracle) = load(&records);
-        crate::exec::FORCE_WALK.with(|f| f.set(force));
-        crate::exec::FORCE_UNBUILT.with(|f| f.set(unbuilt));
-        let full = store.handle(&path, &encode(&filters), &scope);
+        let policy = PagePolicy { force_walk: force, test_rows: unbuilt };
+        let full = store.handle_with_policy(&path, &encode(&filters), &scope, DEFAULT_MAX_LIMIT, &policy);
         if full.status != 200 {
             return Ok(());
         }
@@ -423,7 +428,7 @@ proptest! {
             if let Some(m) = &marker {
                 params.push(("marker".into(), m.clone()));
             }
-            let page = store.handle(&path, &encode(&params), &scope);
+            let page = store.handle_with_policy(&path, &encode(&params), &scope, DEFAULT_MAX_LIMIT, &policy);
             prop_assert_eq!(&page, &oracle.handle(&path, &encode(&params), &scope));
             prop_assert_eq!(page.status, 200);
             let got = ids(&page);
@@ -442,8 +447,6 @@ proptest! {
         }
         let expected: Vec<String> = everything.iter().skip(offset).cloned().collect();
         prop_assert_eq!(&walked, &expected);
-        crate::exec::FORCE_WALK.with(|f| f.set(None));
-        crate::exec::FORCE_UNBUILT.with(|f| f.set(false));
         if path.starts_with("/v1/") && !scope.admin {
             let count_path = format!("{path}/count");
             let count = store.handle(&count_path, &encode(&filters), &scope).json()["count"].as_u64();

@@ -2,91 +2,21 @@
 //! counts and errors, written field by field in the documented order. The
 //! opaque parts are copied as the JSON text the store keeps.
 
-use std::borrow::Cow;
-
 use std::fmt::Write as _;
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::error::QueryError;
-use crate::record::{ImageType, Record, Status};
-use crate::store::Store;
+use crate::query::QueryError;
+use crate::record::{ImageType, Status, V1_EXTEND_KEYS};
+use crate::schema::{rendered, rendered_len, Field, FIELD_COUNT};
+use crate::store::{RawJson, RowView};
 use crate::timestamp::Timestamp;
 
-/// The fields of one record as the renderer needs them, borrowed from a
-/// store's columns or from a [`Record`].
-pub(crate) struct View<'a> {
-    pub(crate) id: &'a str,
-    pub(crate) checkpoint_id: &'a str,
-    pub(crate) project_id: &'a str,
-    pub(crate) enterprise_project_id: &'a str,
-    pub(crate) name: &'a str,
-    pub(crate) description: &'a str,
-    pub(crate) status: Status,
-    pub(crate) resource_id: &'a str,
-    pub(crate) resource_name: &'a str,
-    pub(crate) resource_type: &'a str,
-    pub(crate) resource_az: &'a str,
-    pub(crate) resource_size: u64,
-    pub(crate) image_type: ImageType,
-    pub(crate) vault_id: Option<&'a str>,
-    pub(crate) provider_id: Option<&'a str>,
-    pub(crate) parent_id: Option<&'a str>,
-    pub(crate) dec: bool,
-    pub(crate) created_at: Timestamp,
-    pub(crate) updated_at: Timestamp,
-    pub(crate) protected_at: Option<Timestamp>,
-    pub(crate) expired_at: Option<Timestamp>,
-    /// JSON text of the opaque parts.
-    pub(crate) extend_info: Cow<'a, str>,
-    pub(crate) backup_data: Cow<'a, str>,
-    pub(crate) replication_records: Cow<'a, str>,
-    pub(crate) children: Cow<'a, str>,
-    /// The stored `extend_info` has one of the keys v1 sets itself.
-    pub(crate) extend_overlaps: bool,
-}
-
-impl<'a> View<'a> {
-    pub(crate) fn of_record(r: &'a Record) -> View<'a> {
-        View {
-            id: &r.id,
-            checkpoint_id: &r.checkpoint_id,
-            project_id: &r.project_id,
-            enterprise_project_id: &r.enterprise_project_id,
-            name: &r.name,
-            description: &r.description,
-            status: r.status,
-            resource_id: &r.resource_id,
-            resource_name: &r.resource_name,
-            resource_type: &r.resource_type,
-            resource_az: &r.resource_az,
-            resource_size: r.resource_size,
-            image_type: r.image_type,
-            vault_id: r.vault_id.as_deref(),
-            provider_id: r.provider_id.as_deref(),
-            parent_id: r.parent_id.as_deref(),
-            dec: r.dec,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            protected_at: r.protected_at,
-            expired_at: r.expired_at,
-            extend_info: text(&r.extend_info),
-            backup_data: text(&r.backup_data),
-            replication_records: text(&r.replication_records),
-            children: text(&r.children),
-            extend_overlaps: v1_keys_overlap(&r.extend_info),
-        }
-    }
-
-    pub(crate) fn of_row(store: &'a Store, row: u32) -> View<'a> {
-        store.view(row)
-    }
-}
-
-/// An opaque part as JSON text (a `Value` tree always serializes).
-fn text<T: Serialize>(value: &T) -> Cow<'static, str> {
-    Cow::Owned(serde_json::to_string(value).unwrap_or_default())
+/// One row to render: its fields, and whether its stored `extend_info` has
+/// one of the keys v1 sets itself (known since ingestion).
+pub(crate) struct Item<'a> {
+    pub(crate) fields: RowView<'a>,
+    pub(crate) v1_keys_overlap: bool,
 }
 
 /// Appends a JSON string. Almost every string here needs no escape, so it
@@ -98,6 +28,74 @@ fn push_str_json(out: &mut String, s: &str) {
         out.push('"');
     } else {
         out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    }
+}
+
+/// A value written into a JSON body: strings escaped where JSON must,
+/// opaque parts copied as the JSON text the store keeps.
+trait JsonValue {
+    fn write_json(&self, out: &mut String);
+}
+
+impl JsonValue for &str {
+    fn write_json(&self, out: &mut String) {
+        push_str_json(out, self);
+    }
+}
+
+impl JsonValue for Option<&str> {
+    fn write_json(&self, out: &mut String) {
+        match self {
+            Some(s) => push_str_json(out, s),
+            None => out.push_str("null"),
+        }
+    }
+}
+
+impl JsonValue for u64 {
+    fn write_json(&self, out: &mut String) {
+        let _ = write!(out, "{self}");
+    }
+}
+
+impl JsonValue for bool {
+    fn write_json(&self, out: &mut String) {
+        out.push_str(if *self { "true" } else { "false" });
+    }
+}
+
+impl JsonValue for Status {
+    fn write_json(&self, out: &mut String) {
+        push_str_json(out, self.as_str());
+    }
+}
+
+impl JsonValue for ImageType {
+    fn write_json(&self, out: &mut String) {
+        push_str_json(out, self.as_str());
+    }
+}
+
+impl JsonValue for Timestamp {
+    fn write_json(&self, out: &mut String) {
+        out.push('"');
+        out.push_str(std::str::from_utf8(&self.text()).unwrap_or_default());
+        out.push('"');
+    }
+}
+
+impl JsonValue for Option<Timestamp> {
+    fn write_json(&self, out: &mut String) {
+        match self {
+            Some(t) => t.write_json(out),
+            None => out.push_str("null"),
+        }
+    }
+}
+
+impl JsonValue for RawJson<'_> {
+    fn write_json(&self, out: &mut String) {
+        out.push_str(self.0);
     }
 }
 
@@ -124,42 +122,9 @@ impl<'o> Object<'o> {
         self.out.push_str("\":");
     }
 
-    fn str(&mut self, name: &str, value: &str) -> &mut Self {
+    fn value(&mut self, name: &str, value: &impl JsonValue) -> &mut Self {
         self.key(name);
-        push_str_json(self.out, value);
-        self
-    }
-
-    fn opt_str(&mut self, name: &str, value: Option<&str>) -> &mut Self {
-        match value {
-            Some(v) => self.str(name, v),
-            None => self.raw(name, "null"),
-        }
-    }
-
-    fn int(&mut self, name: &str, value: u64) -> &mut Self {
-        self.key(name);
-        let _ = write!(self.out, "{value}");
-        self
-    }
-
-    fn time(&mut self, name: &str, t: Option<Timestamp>) -> &mut Self {
-        self.key(name);
-        match t {
-            Some(t) => {
-                self.out.push('"');
-                self.out
-                    .push_str(std::str::from_utf8(&t.text()).unwrap_or_default());
-                self.out.push('"');
-            }
-            None => self.out.push_str("null"),
-        }
-        self
-    }
-
-    fn raw(&mut self, name: &str, json: &str) -> &mut Self {
-        self.key(name);
-        self.out.push_str(json);
+        value.write_json(self.out);
         self
     }
 
@@ -168,137 +133,146 @@ impl<'o> Object<'o> {
     }
 }
 
-/// The fields both item shapes start with.
-fn identity<'o, 'w>(o: &'o mut Object<'w>, v: &View<'_>) -> &'o mut Object<'w> {
-    o.str("id", v.id)
-        .str("checkpoint_id", v.checkpoint_id)
-        .str("name", v.name)
-        .str("description", v.description)
-        .str("status", v.status.as_str())
+/// Drops a render position: it only selects the fields an API renders.
+macro_rules! rendered_by {
+    ($position:literal) => {};
 }
 
-/// The keys v1 sets in `extend_info` from the record (§6).
-const V1_KEYS: [&str; 6] = [
-    "resource_az",
-    "resource_name",
-    "resource_type",
-    "image_type",
-    "dec",
-    "size",
-];
+/// The v1 and v3 item fields, in their positions of the field table.
+macro_rules! renderers {
+    ($( {
+        $variant:ident, $field:ident, $ty:ty, $presence:tt, $column:ident,
+        [$($bitmap:ident)?], [$($order:ident)?], [$($substring:ident)?], [$($index:ident)?],
+        [$($v1:literal)?], [$($v3:literal)?], [$($doc:literal)*]
+    } )*) => {
+        const V1_POSITIONS: [Option<usize>; FIELD_COUNT] = [$( crate::schema::position!($($v1)?), )*];
+        const V3_POSITIONS: [Option<usize>; FIELD_COUNT] = [$( crate::schema::position!($($v3)?), )*];
 
-/// Whether a stored `extend_info` has one of the keys v1 sets itself.
-pub(crate) fn v1_keys_overlap(extend_info: &Map<String, Value>) -> bool {
-    V1_KEYS.iter().any(|k| extend_info.contains_key(*k))
+        /// Writes one field of a v1 `CheckpointItem`.
+        fn v1_field(o: &mut Object<'_>, v: &RowView<'_>, field: Field) {
+            match field {
+                $( $( Field::$variant => {
+                    rendered_by!($v1);
+                    o.value(stringify!($field), &v.$field);
+                } )? )*
+                _ => {}
+            }
+        }
+
+        /// Writes one field of a v3 `BackupResp`.
+        fn v3_field(o: &mut Object<'_>, v: &RowView<'_>, field: Field) {
+            match field {
+                $( $( Field::$variant => {
+                    rendered_by!($v3);
+                    o.value(stringify!($field), &v.$field);
+                } )? )*
+                _ => {}
+            }
+        }
+    };
 }
+
+crate::schema::record_fields!(renderers);
+
+/// v1 `CheckpointItem`'s fields, in order (SEMANTICS §6).
+const V1_FIELDS: [Field; rendered_len(V1_POSITIONS)] = rendered(V1_POSITIONS);
+/// v3 `BackupResp`'s fields, in order (SEMANTICS §6).
+const V3_FIELDS: [Field; rendered_len(V3_POSITIONS)] = rendered(V3_POSITIONS);
 
 /// v1's `extend_info`: the stored object with six keys set from the record.
 /// When the stored object has none of them (the usual case, known since
-/// ingestion) they are appended to its text; otherwise the object is parsed, updated
-/// and written again. Both give the same bytes where both apply.
-fn v1_extend_info(out: &mut String, v: &View<'_>) {
-    v1_extend_info_by(out, v, true);
+/// ingestion) they are appended to its text; otherwise the object is
+/// parsed, updated and written again. Both give the same bytes where both
+/// apply.
+fn v1_extend_info(out: &mut String, item: &Item<'_>) {
+    v1_extend_info_by(out, item, true);
 }
 
-fn v1_extend_info_by(out: &mut String, v: &View<'_>, may_splice: bool) {
-    let stored: &str = &v.extend_info;
-    if !may_splice || v.extend_overlaps || !stored.starts_with('{') || !stored.ends_with('}') {
+fn v1_extend_info_by(out: &mut String, item: &Item<'_>, may_splice: bool) {
+    let v = &item.fields;
+    let stored: &str = v.extend_info.0;
+    let Some(inner) = stored
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .filter(|_| may_splice && !item.v1_keys_overlap)
+    else {
         let mut extend: Map<String, Value> = serde_json::from_str(stored).unwrap_or_default();
-        extend.insert("resource_az".into(), v.resource_az.into());
-        extend.insert("resource_name".into(), v.resource_name.into());
-        extend.insert("resource_type".into(), v.resource_type.into());
-        extend.insert("image_type".into(), v.image_type.as_str().into());
-        extend.insert("dec".into(), v.dec.into());
-        extend.insert("size".into(), v.resource_size.into());
+        let [az, name, kind, image, dec, size] = V1_EXTEND_KEYS;
+        extend.insert(az.into(), v.resource_az.into());
+        extend.insert(name.into(), v.resource_name.into());
+        extend.insert(kind.into(), v.resource_type.into());
+        extend.insert(image.into(), v.image_type.as_str().into());
+        extend.insert(dec.into(), v.dec.into());
+        extend.insert(size.into(), v.resource_size.into());
         out.push_str(&serde_json::to_string(&extend).unwrap_or_default());
         return;
-    }
-    let inner = &stored[1..stored.len() - 1];
-    out.push_str(&stored[..stored.len() - 1]);
+    };
+    out.push('{');
+    out.push_str(inner);
     let mut o = Object {
         out,
         first: inner.is_empty(),
     };
-    o.str("resource_az", v.resource_az)
-        .str("resource_name", v.resource_name)
-        .str("resource_type", v.resource_type)
-        .str("image_type", v.image_type.as_str())
-        .raw("dec", if v.dec { "true" } else { "false" })
-        .int("size", v.resource_size);
+    let [az, name, kind, image, dec, size] = V1_EXTEND_KEYS;
+    o.value(az, &v.resource_az)
+        .value(name, &v.resource_name)
+        .value(kind, &v.resource_type)
+        .value(image, &v.image_type)
+        .value(dec, &v.dec)
+        .value(size, &v.resource_size);
     o.close();
 }
 
-/// v1 `CheckpointItem` (§6).
-pub(crate) fn checkpoint_item(out: &mut String, v: &View<'_>) {
+/// v1 `CheckpointItem` (§6): the table's v1 fields, `extend_info` with
+/// v1's six keys.
+fn checkpoint_item(out: &mut String, item: &Item<'_>) {
     let mut o = Object::open(out);
-    identity(&mut o, v)
-        .str("resource_id", v.resource_id)
-        .str("resource_type", v.resource_type)
-        .time("created_at", Some(v.created_at))
-        .time("updated_at", Some(v.updated_at))
-        .time("protected_at", v.protected_at)
-        .raw("backup_data", &v.backup_data)
-        .raw("replication_records", &v.replication_records)
-        .key("extend_info");
-    v1_extend_info(o.out, v);
+    for &field in &V1_FIELDS {
+        if field == Field::ExtendInfo {
+            o.key(field.name());
+            v1_extend_info(o.out, item);
+        } else {
+            v1_field(&mut o, &item.fields, field);
+        }
+    }
     o.close();
 }
 
-/// v3 `BackupResp`; `extend_info` exactly as stored.
-pub(crate) fn backup_resp(out: &mut String, v: &View<'_>) {
+/// v3 `BackupResp` (§6); `extend_info` exactly as stored.
+fn backup_resp(out: &mut String, item: &Item<'_>) {
     let mut o = Object::open(out);
-    identity(&mut o, v)
-        .str("project_id", v.project_id)
-        .str("enterprise_project_id", v.enterprise_project_id)
-        .str("resource_id", v.resource_id)
-        .str("resource_name", v.resource_name)
-        .str("resource_type", v.resource_type)
-        .str("resource_az", v.resource_az)
-        .int("resource_size", v.resource_size)
-        .str("image_type", v.image_type.as_str())
-        .opt_str("vault_id", v.vault_id)
-        .opt_str("provider_id", v.provider_id)
-        .opt_str("parent_id", v.parent_id)
-        .time("created_at", Some(v.created_at))
-        .time("updated_at", Some(v.updated_at))
-        .time("protected_at", v.protected_at)
-        .time("expired_at", v.expired_at)
-        .raw("extend_info", &v.extend_info)
-        .raw("replication_records", &v.replication_records)
-        .raw("children", &v.children);
+    for &field in &V3_FIELDS {
+        v3_field(&mut o, &item.fields, field);
+    }
     o.close();
 }
 
 /// `{"KEY":[item,...]` (the caller closes the object).
-fn items<'a>(
-    key: &str,
-    views: impl Iterator<Item = View<'a>>,
-    item: fn(&mut String, &View<'_>),
-) -> String {
+fn items(key: &str, page: &[Item<'_>], item: fn(&mut String, &Item<'_>)) -> String {
     // Room for the page up front (about 1 KB an item), rather than growing
     // and copying the body as it is written.
-    let mut out = String::with_capacity(64 + 1024 * views.size_hint().0);
+    let mut out = String::with_capacity(64 + 1024 * page.len());
     let _ = write!(out, "{{\"{key}\":[");
-    for (i, v) in views.enumerate() {
+    for (i, v) in page.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        item(&mut out, &v);
+        item(&mut out, v);
     }
     out.push(']');
     out
 }
 
 /// `{"checkpoint_items": [...]}`.
-pub(crate) fn v1_list<'a>(views: impl Iterator<Item = View<'a>>) -> String {
-    let mut out = items("checkpoint_items", views, checkpoint_item);
+pub(crate) fn v1_list(page: &[Item<'_>]) -> String {
+    let mut out = items("checkpoint_items", page, checkpoint_item);
     out.push('}');
     out
 }
 
 /// `{"backups": [...], "count": N}`.
-pub(crate) fn v3_list<'a>(views: impl Iterator<Item = View<'a>>, count: u64) -> String {
-    let mut out = items("backups", views, backup_resp);
+pub(crate) fn v3_list(page: &[Item<'_>], count: u64) -> String {
+    let mut out = items("backups", page, backup_resp);
     let _ = write!(out, ",\"count\":{count}}}");
     out
 }
@@ -312,7 +286,8 @@ pub(crate) fn count(n: u64) -> String {
 pub(crate) fn error(e: &QueryError) -> String {
     let mut out = String::from("{\"error\":");
     let mut o = Object::open(&mut out);
-    o.str("code", e.code()).str("message", &e.to_string());
+    o.value("code", &e.code())
+        .value("message", &e.to_string().as_str());
     o.close();
     out.push('}');
     out
@@ -321,6 +296,7 @@ pub(crate) fn error(e: &QueryError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Record, Store};
     use serde_json::json;
 
     /// Appending the six keys to the stored text gives the same bytes as
@@ -346,14 +322,43 @@ mod tests {
                 extend_info: extend.as_object().cloned().unwrap(),
                 ..base.clone()
             };
-            let view = View::of_record(&record);
+            let mut store = Store::new();
+            store.upsert(std::slice::from_ref(&record)).unwrap();
+            let row = store.row_of("b").unwrap();
+            let item = Item {
+                fields: store.view(row),
+                v1_keys_overlap: store.v1_keys_overlap(row),
+            };
             let (mut spliced, mut parsed) = (String::new(), String::new());
-            v1_extend_info_by(&mut spliced, &view, true);
-            v1_extend_info_by(&mut parsed, &view, false);
+            v1_extend_info_by(&mut spliced, &item, true);
+            v1_extend_info_by(&mut parsed, &item, false);
             assert_eq!(spliced, parsed, "{extend}");
             let value: Value = serde_json::from_str(&spliced).unwrap();
             assert_eq!(value["size"], 40);
             assert_eq!(value["resource_name"], "vm \"1\"\n");
         }
+    }
+
+    #[test]
+    fn items_render_the_fields_of_section_6_in_order() {
+        let names = |fields: &[Field]| {
+            fields
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert_eq!(
+            names(&V1_FIELDS),
+            "id,checkpoint_id,name,description,status,resource_id,resource_type,created_at,\
+             updated_at,protected_at,backup_data,replication_records,extend_info"
+        );
+        assert_eq!(
+            names(&V3_FIELDS),
+            "id,checkpoint_id,name,description,status,project_id,enterprise_project_id,\
+             resource_id,resource_name,resource_type,resource_az,resource_size,image_type,\
+             vault_id,provider_id,parent_id,created_at,updated_at,protected_at,expired_at,\
+             extend_info,replication_records,children"
+        );
     }
 }

@@ -12,7 +12,7 @@ use roaring::RoaringBitmap;
 
 use crate::record::MemberStatus;
 
-pub(crate) use cow_map::{CowMap, FxHasher};
+pub(crate) use cow_map::CowMap;
 pub(crate) use sorted::SortedSeq;
 
 /// Approximate heap bytes of a bitmap: its serialized size is within a few
@@ -69,6 +69,13 @@ impl BitmapIndex {
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.by_code.capacity() * 8 + self.by_code.iter().map(|b| bitmap_bytes(b)).sum::<usize>()
+    }
+}
+
+/// The same codes with the same rows (freed codes' empty bitmaps aside).
+impl PartialEq for BitmapIndex {
+    fn eq(&self, other: &BitmapIndex) -> bool {
+        self.iter().eq(other.iter())
     }
 }
 
@@ -139,15 +146,6 @@ impl TrigramIndex {
         Some(acc)
     }
 
-    /// Every `(trigram, codes)`, for `internal_validate`.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &RoaringBitmap)> + '_ {
-        self.grams.iter().map(|(g, b)| (*g, b))
-    }
-
-    pub(crate) fn expected(text: &str) -> Vec<u32> {
-        trigrams(text.as_bytes())
-    }
-
     pub(crate) fn heap_bytes(&self) -> usize {
         self.grams.heap_bytes()
             + self
@@ -158,6 +156,90 @@ impl TrigramIndex {
     }
 }
 
+impl PartialEq for TrigramIndex {
+    fn eq(&self, other: &TrigramIndex) -> bool {
+        same_map(&self.grams, &other.grams)
+    }
+}
+
+/// Two copy-on-write maps with the same entries.
+fn same_map<K: std::hash::Hash + Eq + Clone, V: Clone + PartialEq>(
+    a: &CowMap<K, V>,
+    b: &CowMap<K, V>,
+) -> bool {
+    a.len() == b.len() && a.iter().all(|(k, v)| b.get(k) == Some(v))
+}
+
+/// Microseconds in a day.
+pub(crate) const DAY_MICROS: i64 = 86_400_000_000;
+
+/// The UTC day (since 1970-01-01) of a timestamp in microseconds.
+#[inline]
+pub(crate) fn day_of(micros: i64) -> i64 {
+    micros.div_euclid(DAY_MICROS)
+}
+
+/// Rows by the UTC day of `created_at`, for time ranges: a range is a
+/// union of whole days plus two edge days.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DayIndex {
+    days: CowMap<i64, RoaringBitmap>,
+}
+
+impl DayIndex {
+    pub(crate) fn insert(&mut self, day: i64, row: u32) {
+        self.days
+            .entry_or_insert_with(day, RoaringBitmap::new)
+            .insert(row);
+    }
+
+    pub(crate) fn remove(&mut self, day: i64, row: u32) {
+        if let Some(rows) = self.days.get_mut(&day) {
+            rows.remove(row);
+            if rows.is_empty() {
+                self.days.remove(&day);
+            }
+        }
+    }
+
+    /// The rows created on `day`.
+    pub(crate) fn get(&self, day: i64) -> Option<&RoaringBitmap> {
+        self.days.get(&day)
+    }
+
+    /// The number of days holding rows.
+    pub(crate) fn len(&self) -> usize {
+        self.days.len()
+    }
+
+    /// Every day with its rows, in no order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (i64, &RoaringBitmap)> + '_ {
+        self.days.iter().map(|(d, b)| (*d, b))
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.days.heap_bytes()
+            + self
+                .days
+                .iter()
+                .map(|(_, b)| bitmap_bytes(b))
+                .sum::<usize>()
+    }
+}
+
+impl PartialEq for DayIndex {
+    fn eq(&self, other: &DayIndex) -> bool {
+        same_map(&self.days, &other.days)
+    }
+}
+
+/// The rows whose stored `extend_info` has one of the keys v1 sets itself
+/// (so v1 must rewrite it rather than append to its text).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ExtendOverlap {
+    pub(crate) rows: RoaringBitmap,
+}
+
 /// Rows by IP address. IPv4 and IPv6 are kept apart (an IPv4 address and
 /// its IPv4-mapped IPv6 form are different addresses here), each as sorted
 /// `(address, row)` pairs.
@@ -165,10 +247,16 @@ impl TrigramIndex {
 pub(crate) struct IpIndex {
     v4: SortedSeq<(u32, u32)>,
     v6: SortedSeq<([u8; 16], u32)>,
+    /// During a bulk load: inserted pairs, built in by one sort at its end.
+    gathered: Option<Vec<(IpAddr, u32)>>,
 }
 
 impl IpIndex {
     pub(crate) fn insert(&mut self, ip: IpAddr, row: u32) {
+        if let Some(pairs) = &mut self.gathered {
+            pairs.push((ip, row));
+            return;
+        }
         match ip {
             IpAddr::V4(a) => self.v4.insert_by((a.to_bits(), row), Ord::cmp),
             IpAddr::V6(a) => self.v6.insert_by((a.octets(), row), Ord::cmp),
@@ -186,8 +274,22 @@ impl IpIndex {
         }
     }
 
+    /// From now on, inserts are gathered (a bulk load).
+    pub(crate) fn gather(&mut self) {
+        self.gathered.get_or_insert_with(Vec::new);
+    }
+
+    /// Builds the gathered inserts in, with every pair already held, by one
+    /// sort.
+    pub(crate) fn build_gathered(&mut self) {
+        if let Some(mut pairs) = self.gathered.take() {
+            pairs.extend(self.pairs());
+            *self = IpIndex::from_pairs(pairs);
+        }
+    }
+
     /// Builds from every `(address, row)` pair at once, with full leaves.
-    pub(crate) fn from_pairs(pairs: impl IntoIterator<Item = (IpAddr, u32)>) -> IpIndex {
+    fn from_pairs(pairs: impl IntoIterator<Item = (IpAddr, u32)>) -> IpIndex {
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for (ip, row) in pairs {
             match ip {
@@ -200,6 +302,7 @@ impl IpIndex {
         IpIndex {
             v4: SortedSeq::from_sorted(v4),
             v6: SortedSeq::from_sorted(v6),
+            gathered: None,
         }
     }
 
@@ -241,7 +344,7 @@ impl IpIndex {
 /// The sharing indexes: rows shared to each destination project, split by
 /// member status, and rows by number of members (so that counting sharing
 /// entries, not backups, is a sum of bitmap cardinalities).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct SharingIndex {
     /// Destination project code -> rows shared to it.
     pub(crate) to: BitmapIndex,

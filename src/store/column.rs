@@ -105,6 +105,11 @@ impl<T: Clone> Sparse<T> {
         }
     }
 
+    /// Empties a row, returning what it held.
+    pub(crate) fn take(&mut self, row: usize) -> Option<T> {
+        self.values.remove(&(row as u32))
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &T)> + '_ {
         self.values.iter().map(|(r, v)| (*r, v))
     }
@@ -113,10 +118,6 @@ impl<T: Clone> Sparse<T> {
         self.values.heap_bytes()
     }
 }
-
-/// The longest text a string field or an opaque object (as serialized
-/// JSON) may have, so that a chunk's byte offsets fit in `u32`.
-pub(crate) const MAX_TEXT_BYTES: usize = (1 << 22) - 1;
 
 /// Marks a null in a span's length.
 const NULL_LEN: u32 = u32::MAX;
@@ -144,7 +145,8 @@ impl StrChunk {
         match value {
             None => (0, NULL_LEN),
             Some(s) => {
-                // Bounded by MAX_TEXT_BYTES * CHUNK < u32::MAX after compaction.
+                // The batch rules bound every text by `batch::MAX_TEXT_BYTES`, and
+                // MAX_TEXT_BYTES * CHUNK < u32::MAX after compaction.
                 let start = self.bytes.len() as u32;
                 self.bytes.push_str(s);
                 (start, s.len() as u32)
@@ -182,6 +184,10 @@ pub(crate) struct StrColumn {
 }
 
 impl StrColumn {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// The text at `row`, `None` for null.
     #[inline]
     pub(crate) fn get(&self, row: usize) -> Option<&str> {

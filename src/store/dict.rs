@@ -19,13 +19,6 @@ pub(crate) struct Dict {
     free: Vec<u32>,
 }
 
-/// What `Dict::acquire` did.
-pub(crate) struct Acquired {
-    pub(crate) code: u32,
-    /// The value was not in the dictionary before.
-    pub(crate) is_new: bool,
-}
-
 impl Dict {
     /// The code of `value`, if some row holds it.
     pub(crate) fn code(&self, value: &str) -> Option<u32> {
@@ -72,15 +65,13 @@ impl Dict {
             .filter_map(|(c, v)| v.as_deref().map(|v| (c as u32, v)))
     }
 
-    /// Takes a reference on `value`, giving it a code if it has none.
-    pub(crate) fn acquire(&mut self, value: &str) -> Acquired {
+    /// Takes a reference on `value`, giving it a code if it has none;
+    /// returns the code.
+    pub(crate) fn acquire(&mut self, value: &str) -> u32 {
         if let Some(&code) = self.codes.get(value) {
             let r = *self.refs.get(code as usize);
             self.refs.set(code as usize, r + 1);
-            return Acquired {
-                code,
-                is_new: false,
-            };
+            return code;
         }
         let text: Arc<str> = Arc::from(value);
         let code = match self.free.pop() {
@@ -97,7 +88,7 @@ impl Dict {
             }
         };
         *self.codes.entry_or_insert_with(text, || code) = code;
-        Acquired { code, is_new: true }
+        code
     }
 
     /// Drops a reference on `code`; returns the value when that was the
@@ -139,16 +130,16 @@ mod tests {
     fn codes_are_refcounted_and_reused() {
         let mut d = Dict::default();
         let a = d.acquire("a");
-        assert!(a.is_new);
-        let a2 = d.acquire("a");
-        assert!(!a2.is_new && a2.code == a.code);
-        let b = d.acquire("b").code;
-        assert_eq!(d.release(a.code), None);
-        assert_eq!(d.release(a.code).as_deref(), Some("a"));
+        assert_eq!(d.refs(a), 1);
+        assert_eq!(d.acquire("a"), a);
+        assert_eq!(d.refs(a), 2);
+        let b = d.acquire("b");
+        assert_eq!(d.release(a), None);
+        assert_eq!(d.release(a).as_deref(), Some("a"));
         assert_eq!((d.code("a"), d.len()), (None, 1));
         let c = d.acquire("c");
-        assert_eq!(c.code, a.code, "freed codes are reused");
-        assert_eq!((d.value(c.code), d.value(b)), ("c", "b"));
+        assert_eq!(c, a, "freed codes are reused");
+        assert_eq!((d.value(c), d.value(b)), ("c", "b"));
         assert_eq!(d.iter().count(), 2);
         assert_eq!(d.release(NULL_CODE), None);
     }
@@ -182,11 +173,9 @@ impl DictColumn {
     }
 
     /// Sets a row that holds null to `value`.
-    pub(crate) fn assign(&mut self, row: usize, value: Option<&str>) -> Option<Acquired> {
-        let acquired = value.map(|v| self.dict.acquire(v));
-        self.codes
-            .set(row, acquired.as_ref().map_or(NULL_CODE, |a| a.code));
-        acquired
+    pub(crate) fn assign(&mut self, row: usize, value: Option<&str>) {
+        let code = value.map_or(NULL_CODE, |v| self.dict.acquire(v));
+        self.codes.set(row, code);
     }
 
     /// Sets a row to null, returning its value's code and text when the row

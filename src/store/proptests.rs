@@ -11,7 +11,7 @@ use proptest::sample::{select, subsequence};
 use roaring::RoaringBitmap;
 use serde_json::{json, Map, Value};
 
-use super::{EqField, OrderKey, Store, TextField};
+use super::{BitmapKey, OrderKey, Store, TextField};
 use crate::oracle::Oracle;
 use crate::record::{ImageType, Member, MemberStatus, Record, Status};
 use crate::timestamp::Timestamp;
@@ -236,33 +236,35 @@ fn check_against_oracle(store: &Store, oracle: &Oracle) -> Result<(), TestCaseEr
 
     for &status in Status::ALL {
         prop_assert_eq!(
-            ids_of(store, store.status_rows(status)),
+            ids_of(store, store.code_rows(BitmapKey::Status, status as u32)),
             scan(oracle, |r| r.status == status)
         );
     }
     for &t in ImageType::ALL {
         prop_assert_eq!(
-            ids_of(store, store.image_type_rows(t)),
+            ids_of(store, store.code_rows(BitmapKey::ImageType, t as u32)),
             scan(oracle, |r| r.image_type == t)
         );
     }
     for dec in [false, true] {
         prop_assert_eq!(
-            ids_of(store, store.dec_rows(dec)),
+            ids_of(store, store.code_rows(BitmapKey::Dec, u32::from(dec))),
             scan(oracle, |r| r.dec == dec)
         );
     }
-    let eq_fields: [(EqField, &[&str], OptionalField); 6] = [
-        (EqField::Project, PROJECTS, |r| Some(&r.project_id)),
-        (EqField::EnterpriseProject, EPS, |r| {
+    let eq_fields: [(BitmapKey, &[&str], OptionalField); 6] = [
+        (BitmapKey::Project, PROJECTS, |r| Some(&r.project_id)),
+        (BitmapKey::EnterpriseProject, EPS, |r| {
             Some(&r.enterprise_project_id)
         }),
-        (EqField::ResourceType, TYPES, |r| Some(&r.resource_type)),
-        (EqField::ResourceAz, AZS, |r| Some(&r.resource_az)),
-        (EqField::Policy, &["r1", "r2", ""], |r| {
+        (BitmapKey::ResourceType, TYPES, |r| Some(&r.resource_type)),
+        (BitmapKey::ResourceAz, AZS, |r| Some(&r.resource_az)),
+        (BitmapKey::Policy, &["r1", "r2", ""], |r| {
             r.policy_id.as_deref()
         }),
-        (EqField::Vault, &["r1", "r2", ""], |r| r.vault_id.as_deref()),
+        (BitmapKey::Vault, &["r1", "r2", ""], |r| {
+            r.vault_id.as_deref()
+        }),
     ];
     for (field, values, get) in eq_fields {
         for &v in values.iter().chain(&["missing"]) {
@@ -271,7 +273,7 @@ fn check_against_oracle(store: &Store, oracle: &Oracle) -> Result<(), TestCaseEr
                 scan(oracle, |r| get(r) == Some(v))
             );
         }
-        let facet_total: u64 = store.eq_values(field).map(|(_, rows)| rows.len()).sum();
+        let facet_total: u64 = store.values(field).map(|(_, rows)| rows.len()).sum();
         prop_assert_eq!(
             facet_total as usize,
             oracle.records().iter().filter(|r| get(r).is_some()).count()
@@ -325,7 +327,7 @@ fn check_against_oracle(store: &Store, oracle: &Oracle) -> Result<(), TestCaseEr
                 scan(oracle, |r| shared(r, Some(st)))
             );
         }
-        let owned = store.eq_rows(EqField::Project, dest);
+        let owned = store.eq_rows(BitmapKey::Project, dest);
         let entries: usize = oracle
             .records()
             .iter()
@@ -354,7 +356,7 @@ fn check_against_oracle(store: &Store, oracle: &Oracle) -> Result<(), TestCaseEr
             scan(oracle, |r| (lo..=hi).contains(&r.created_at.as_micros()))
         );
     }
-    for key in OrderKey::ALL {
+    for &key in OrderKey::ALL {
         let mut sorted: Vec<&Record> = oracle.records().iter().collect();
         sorted.sort_by(|a, b| cmp_records(key, a, b));
         for desc in [false, true] {
@@ -453,7 +455,7 @@ fn rejected_batches_change_nothing() {
         "{err}"
     );
     let huge = Record {
-        description: "x".repeat(super::MAX_TEXT_BYTES + 1),
+        description: "x".repeat(crate::batch::MAX_TEXT_BYTES + 1),
         ..other.clone()
     };
     let err = store.upsert(&[huge]).unwrap_err();
@@ -549,7 +551,7 @@ fn bulk_loads_and_large_replacements_match_the_oracle() {
     let mut expected = oracle.records().to_vec();
     expected.sort_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
     assert_eq!(store.records(), expected);
-    for key in OrderKey::ALL {
+    for &key in OrderKey::ALL {
         let mut sorted: Vec<&Record> = oracle.records().iter().collect();
         sorted.sort_by(|a, b| cmp_records(key, a, b));
         let walked: Vec<&str> = store
@@ -560,7 +562,7 @@ fn bulk_loads_and_large_replacements_match_the_oracle() {
         assert_eq!(walked, order, "{key:?}");
     }
     let big = &oracle.records()[17].project_id;
-    let owned = store.eq_rows(EqField::Project, big);
+    let owned = store.eq_rows(BitmapKey::Project, big);
     assert_eq!(
         ids_of(&store, owned),
         scan(&oracle, |r| &r.project_id == big)

@@ -5,11 +5,17 @@
 // Input reaches this module: no indexing that could panic on it.
 #![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
+mod error;
+mod validate;
+
 use std::cmp::Ordering;
 use std::net::IpAddr;
 
 use crate::record::{ImageType, MemberStatus, Status};
 use crate::timestamp::Timestamp;
+
+pub use error::QueryError;
+pub(crate) use validate::{cross_checks, validate, OFFSET_MAX};
 
 /// Who asks: set by the server that authenticated the request (§2).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -72,8 +78,17 @@ pub enum EnterpriseProject {
 }
 
 /// The filters of a request; every one narrows, and they combine with AND
-/// (§3). `None` / empty means "not given".
+/// (§3). `None` / empty means "not given". Start from [`Filter::default`]
+/// (or [`Query::new`]) and set fields: new filters may be added.
+///
+/// ```
+/// use backdex::{Api, Query, Status};
+/// let mut q = Query::new(Api::V1Count);
+/// q.filter.status = vec![Status::Error];
+/// q.filter.resource_az = Some("az1".into());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Filter {
     /// Status is one of these (v1 and share take one; v3 may repeat).
     pub status: Vec<Status>,
@@ -172,6 +187,14 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The direction's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Asc => "asc",
+            Direction::Desc => "desc",
+        }
+    }
+
     /// Applies the direction to an ascending comparison.
     #[inline]
     pub fn apply(self, ord: Ordering) -> Ordering {
@@ -247,8 +270,10 @@ impl Sort {
 /// The most entries a page holds by default, and the cap on `limit`.
 pub const DEFAULT_MAX_LIMIT: usize = 1000;
 
-/// Which part of the order a list returns (§4).
+/// Which part of the order a list returns (§4): [`Page::default`] is the
+/// first 1,000 entries; fields may be added.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Page {
     /// Start strictly after the record with this id.
     pub marker: Option<String>,
@@ -260,16 +285,38 @@ pub struct Page {
 
 impl Default for Page {
     fn default() -> Self {
-        Page {
-            marker: None,
-            offset: 0,
-            limit: DEFAULT_MAX_LIMIT,
-        }
+        Page::first(DEFAULT_MAX_LIMIT)
     }
 }
 
-/// One request, typed.
+impl Page {
+    /// The first `limit` entries.
+    pub fn first(limit: usize) -> Page {
+        Page {
+            marker: None,
+            offset: 0,
+            limit,
+        }
+    }
+
+    /// `limit` entries strictly after the record with id `marker`.
+    pub fn after(marker: impl Into<String>, limit: usize) -> Page {
+        Page {
+            marker: Some(marker.into()),
+            ..Page::first(limit)
+        }
+    }
+
+    /// Skips `offset` entries after the marker position.
+    pub fn with_offset(self, offset: usize) -> Page {
+        Page { offset, ..self }
+    }
+}
+
+/// One request, typed: build it with [`Query::new`] and set fields (new
+/// fields may be added).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Query {
     /// Which API answers.
     pub api: Api,

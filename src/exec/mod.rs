@@ -1,0 +1,194 @@
+//! Executing typed queries: counts from bitmap cardinalities, pages by a
+//! walk or a top-k (`page`), the plan in words (`explain`), and the
+//! typed-query methods of [`Store`]: [`Store::count`], [`Store::list`],
+//! [`Store::explain`] and [`Store::facets`]. The API layer answers routes
+//! and query strings through the same functions.
+
+mod explain;
+mod page;
+
+use std::fmt;
+
+use roaring::RoaringBitmap;
+
+pub use explain::Explain;
+
+use crate::plan::Plan;
+use crate::query::{validate, Query, QueryError, Scope};
+use crate::quote::Quoted;
+use crate::record::Record;
+use crate::store::{BitmapKey, Store};
+
+/// Why executing a query failed: what only the data can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ExecError {
+    /// The marker names no record in the caller's visible set.
+    MarkerNotFound {
+        /// The marker as given.
+        marker: String,
+    },
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExecError::MarkerNotFound { marker } => {
+                write!(f, "marker {} not found", Quoted(marker))
+            }
+        }
+    }
+}
+
+impl From<ExecError> for QueryError {
+    fn from(e: ExecError) -> QueryError {
+        match e {
+            ExecError::MarkerNotFound { marker } => QueryError::MarkerNotFound { marker },
+        }
+    }
+}
+
+/// How pages are found, beyond what the planner chooses: tests force each
+/// path on small stores (where the planner would always pick top-k) and
+/// check it against the oracle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PagePolicy {
+    /// `Some(true)`: always walk; `Some(false)`: always top-k.
+    pub(crate) force_walk: Option<bool>,
+    /// Test candidates row by row during walks, however small the sets.
+    pub(crate) test_rows: bool,
+}
+
+/// One page of a list, for library callers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage {
+    /// The page's records, in order.
+    pub records: Vec<Record>,
+    /// The number of records passing visibility and filters (v3's `count`),
+    /// ignoring marker, offset and limit.
+    pub count: u64,
+}
+
+/// A field whose values [`Store::facets`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FacetField {
+    /// `status`
+    Status,
+    /// `resource_type`
+    ResourceType,
+    /// `resource_az`
+    ResourceAz,
+    /// `image_type`
+    ImageType,
+}
+
+impl FacetField {
+    fn bitmap_key(self) -> BitmapKey {
+        match self {
+            FacetField::Status => BitmapKey::Status,
+            FacetField::ResourceType => BitmapKey::ResourceType,
+            FacetField::ResourceAz => BitmapKey::ResourceAz,
+            FacetField::ImageType => BitmapKey::ImageType,
+        }
+    }
+}
+
+/// The marker's row, if it names a record in the visible set.
+fn resolve_marker(store: &Store, plan: &Plan<'_>, q: &Query) -> Result<Option<u32>, ExecError> {
+    let Some(marker) = &q.page.marker else {
+        return Ok(None);
+    };
+    store
+        .row_of(marker)
+        .filter(|&row| plan.is_visible(row))
+        .map(Some)
+        .ok_or_else(|| ExecError::MarkerNotFound {
+            marker: marker.clone(),
+        })
+}
+
+/// The rows of a list query's page, in order.
+pub(crate) fn page_rows(
+    store: &Store,
+    plan: &Plan<'_>,
+    q: &Query,
+    policy: &PagePolicy,
+) -> Result<Vec<u32>, ExecError> {
+    let marker = resolve_marker(store, plan, q)?;
+    Ok(page::page(store, plan, q, marker, policy))
+}
+
+impl Store {
+    /// The count a query answers: `v1.count`, `share.count`, or a list's
+    /// number of matching records.
+    ///
+    /// # Errors
+    ///
+    /// The 400/403 faults of SEMANTICS §2-§4 that a typed query can still
+    /// have (a non-admin `all_tenants`, `member_status` with private
+    /// records, an ungranted enterprise project, `start_time` after
+    /// `end_time`, `limit` 0).
+    pub fn count(&self, scope: &Scope, q: &Query) -> Result<u64, QueryError> {
+        validate(q, scope)?;
+        Ok(Plan::new(self, scope, q).count(self))
+    }
+
+    /// One page of a list query, as records.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::count`], and `MarkerNotFound`.
+    pub fn list(&self, scope: &Scope, q: &Query) -> Result<ListPage, QueryError> {
+        validate(q, scope)?;
+        let plan = Plan::new(self, scope, q);
+        let rows = page_rows(self, &plan, q, &PagePolicy::default())?;
+        Ok(ListPage {
+            records: rows.iter().map(|&r| self.record_at(r)).collect(),
+            count: plan.count_rows(self),
+        })
+    }
+
+    /// The plan of a query: the sets intersected (smallest first) with
+    /// their sizes, the row-level checks, how a count is answered and how a
+    /// page is found. Its `Display` is the plan in words.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::count`].
+    pub fn explain(&self, scope: &Scope, q: &Query) -> Result<Explain, QueryError> {
+        validate(q, scope)?;
+        let plan = Plan::new(self, scope, q);
+        Ok(Explain::new(self, &plan, q, &PagePolicy::default()))
+    }
+
+    /// For a query's visibility and filters (its page is ignored), the
+    /// number of records per value of `field`, from bitmap cardinalities;
+    /// values with no record are left out. Sorted by value.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::count`].
+    pub fn facets(
+        &self,
+        scope: &Scope,
+        q: &Query,
+        field: FacetField,
+    ) -> Result<Vec<(String, u64)>, QueryError> {
+        validate(q, scope)?;
+        let plan = Plan::new(self, scope, q);
+        let mut candidates = plan.candidates();
+        if !plan.is_index_only() {
+            candidates = candidates
+                .iter()
+                .filter(|&r| plan.passes_checks(self, r))
+                .collect::<RoaringBitmap>();
+        }
+        let mut out: Vec<(String, u64)> = self
+            .values(field.bitmap_key())
+            .map(|(v, rows)| (v.to_owned(), rows.intersection_len(&candidates)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}

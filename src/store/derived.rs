@@ -1,0 +1,122 @@
+//! Derived indexes: one per field that needs more than a bitmap or an
+//! ordered index (the days of `created_at`, the addresses in
+//! `backup_data`, the v1 keys in `extend_info`, the sharing of `members`),
+//! kept in step with their column through one trait. The field table names
+//! each (`index I`); `internal_validate` rebuilds each from its column and
+//! compares.
+
+use serde_json::{Map, Value};
+
+use super::field::{FieldColumn, JsonColumn, MembersColumn, MembersOf, RawJson, TimeColumn};
+use crate::batch::CheckValue;
+use crate::index::{day_of, DayIndex, ExtendOverlap, IpIndex, SharingIndex};
+use crate::record::{ip_addresses, v1_keys_overlap, Member};
+use crate::timestamp::Timestamp;
+
+/// Where an index's memory is accounted in [`crate::MemoryUsage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IndexMemory {
+    /// `bitmap_indexes`
+    Bitmaps,
+    /// `ip_index`
+    Ip,
+}
+
+/// An index derived from one field of type `V` kept in a column `C`.
+pub(crate) trait RowIndex<V: CheckValue, C: FieldColumn<V>>: Default {
+    /// Where its memory is accounted.
+    const MEMORY: IndexMemory = IndexMemory::Bitmaps;
+
+    /// Adds a freshly written row: its value as ingested, and as the column
+    /// now holds it.
+    fn insert(&mut self, row: u32, value: &V, view: C::View<'_>);
+    /// Removes a live row, from the value its column still holds.
+    fn remove(&mut self, row: u32, view: C::View<'_>);
+    /// Whether both hold the same rows for the same keys.
+    fn same(&self, other: &Self) -> bool;
+    /// Approximate heap bytes.
+    fn heap_bytes(&self) -> usize;
+    /// A bulk load starts: inserts may be gathered until [`RowIndex::end_bulk`].
+    fn begin_bulk(&mut self) {}
+    /// A bulk load ends.
+    fn end_bulk(&mut self) {}
+}
+
+impl RowIndex<Timestamp, TimeColumn> for DayIndex {
+    fn insert(&mut self, row: u32, _: &Timestamp, created: Timestamp) {
+        DayIndex::insert(self, day_of(created.as_micros()), row);
+    }
+    fn remove(&mut self, row: u32, created: Timestamp) {
+        DayIndex::remove(self, day_of(created.as_micros()), row);
+    }
+    fn same(&self, other: &DayIndex) -> bool {
+        self == other
+    }
+    fn heap_bytes(&self) -> usize {
+        DayIndex::heap_bytes(self)
+    }
+}
+
+impl RowIndex<Map<String, Value>, JsonColumn> for ExtendOverlap {
+    fn insert(&mut self, row: u32, extend_info: &Map<String, Value>, _: RawJson<'_>) {
+        if v1_keys_overlap(extend_info) {
+            self.rows.insert(row);
+        }
+    }
+    fn remove(&mut self, row: u32, _: RawJson<'_>) {
+        self.rows.remove(row);
+    }
+    fn same(&self, other: &ExtendOverlap) -> bool {
+        self.rows == other.rows
+    }
+    fn heap_bytes(&self) -> usize {
+        crate::index::bitmap_bytes(&self.rows)
+    }
+}
+
+impl RowIndex<Map<String, Value>, JsonColumn> for IpIndex {
+    const MEMORY: IndexMemory = IndexMemory::Ip;
+
+    fn insert(&mut self, row: u32, backup_data: &Map<String, Value>, _: RawJson<'_>) {
+        for ip in ip_addresses(backup_data) {
+            IpIndex::insert(self, ip, row);
+        }
+    }
+    /// The stored text is parsed again: removals are rare next to reads.
+    fn remove(&mut self, row: u32, text: RawJson<'_>) {
+        let stored: Map<String, Value> = serde_json::from_str(text.0).unwrap_or_default();
+        for ip in ip_addresses(&stored) {
+            IpIndex::remove(self, ip, row);
+        }
+    }
+    fn same(&self, other: &IpIndex) -> bool {
+        let (mut a, mut b) = (self.pairs(), other.pairs());
+        a.sort();
+        b.sort();
+        a == b && self.check().is_ok()
+    }
+    fn heap_bytes(&self) -> usize {
+        IpIndex::heap_bytes(self)
+    }
+    fn begin_bulk(&mut self) {
+        self.gather();
+    }
+    fn end_bulk(&mut self) {
+        self.build_gathered();
+    }
+}
+
+impl RowIndex<Vec<Member>, MembersColumn> for SharingIndex {
+    fn insert(&mut self, row: u32, _: &Vec<Member>, members: MembersOf<'_>) {
+        SharingIndex::insert(self, row, members.codes());
+    }
+    fn remove(&mut self, row: u32, members: MembersOf<'_>) {
+        SharingIndex::remove(self, row, members.codes());
+    }
+    fn same(&self, other: &SharingIndex) -> bool {
+        self == other
+    }
+    fn heap_bytes(&self) -> usize {
+        SharingIndex::heap_bytes(self)
+    }
+}

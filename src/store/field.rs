@@ -1,0 +1,637 @@
+//! The column kinds of the field table (`Text`, `Dict`, `Fixed`, `Time`,
+//! `Json`, `Members`) and what each does for one field: write a value into
+//! a row, clear it, view it borrowed, read it back as the record's type,
+//! tell whether a replacement changes it, account its memory and check
+//! itself. The store's generated code calls these with static dispatch
+//! (`<Column as FieldColumn<Type>>::…`), one call per field.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use roaring::RoaringBitmap;
+use serde_json::{Map, Value};
+
+use super::column::{Chunked, Sparse, StrColumn};
+use super::dict::{Dict, DictColumn, NULL_CODE};
+use crate::batch::CheckValue;
+use crate::record::{ImageType, Member, MemberStatus, Status};
+use crate::timestamp::Timestamp;
+
+/// `protected_at`/`expired_at` null: below every real timestamp.
+pub(crate) const NULL_TIME: i64 = i64::MIN;
+
+/// How a column keeps the values of one record field of type `V`.
+pub(crate) trait FieldColumn<V: CheckValue>: Clone + Default + fmt::Debug {
+    /// A value as a row view borrows it.
+    type View<'a>: Copy
+    where
+        Self: 'a;
+
+    /// Whether the column holds an opaque part (memory is accounted apart).
+    const PAYLOAD: bool = false;
+
+    /// Appends an empty row.
+    fn push_empty(&mut self);
+    /// Writes a value into an empty (cleared or new) row; `checked` is what
+    /// the batch check made of it.
+    fn write(&mut self, row: usize, value: &V, checked: &V::Checked);
+    /// Empties a row, releasing what it referenced.
+    fn clear(&mut self, row: usize);
+    /// The value of a live row, borrowed.
+    fn view(&self, row: usize) -> Self::View<'_>;
+    /// The value of a live row, as the record holds it.
+    fn read(&self, row: usize) -> V;
+    /// Whether `value` differs from the live row's.
+    fn differs(&self, row: usize, value: &V) -> bool;
+    /// Approximate heap bytes, counting shared chunks in full.
+    fn heap_bytes(&self) -> usize;
+    /// Checks the column's own invariants against the live rows.
+    ///
+    /// # Errors
+    ///
+    /// The first disagreement, in words.
+    fn check(&self, _live: &RoaringBitmap) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A column with a bitmap of rows per value: each value has a code.
+pub(crate) trait Coded {
+    /// The code of a live row's value ([`NULL_CODE`] for null).
+    fn code(&self, row: usize) -> u32;
+    /// The code of a value, if some row may hold it.
+    fn code_of(&self, value: &str) -> Option<u32>;
+    /// The value of a code some row holds.
+    fn value_of(&self, code: u32) -> &str;
+}
+
+/// A column with an ordered index.
+pub(crate) trait Ordered {
+    /// Compares two live rows' values.
+    fn cmp_rows(&self, a: usize, b: usize) -> Ordering;
+    /// The values as integers of the same order, for sorting a whole
+    /// column at once, where there is such a mapping.
+    fn ranker(&self) -> Option<impl Fn(usize) -> u64 + Sync + '_>;
+    /// A string key's text at a live row (`None` for other keys).
+    fn text(&self, _row: usize) -> Option<&str> {
+        None
+    }
+    /// Whether some row may hold `value` (a dictionary knows for sure).
+    fn may_hold(&self, _value: &str) -> bool {
+        true
+    }
+}
+
+// ---- Text: unique strings ---------------------------------------------
+
+impl FieldColumn<String> for StrColumn {
+    type View<'a> = &'a str;
+
+    fn push_empty(&mut self) {
+        self.push(None);
+    }
+    fn write(&mut self, row: usize, value: &String, _: &()) {
+        self.set(row, Some(value));
+    }
+    fn clear(&mut self, row: usize) {
+        self.set(row, None);
+    }
+    fn view(&self, row: usize) -> &str {
+        self.str(row)
+    }
+    fn read(&self, row: usize) -> String {
+        self.str(row).to_owned()
+    }
+    fn differs(&self, row: usize, value: &String) -> bool {
+        self.str(row) != value
+    }
+    fn heap_bytes(&self) -> usize {
+        StrColumn::heap_bytes(self)
+    }
+    fn check(&self, live: &RoaringBitmap) -> Result<(), String> {
+        check_nulls(self, live)
+    }
+}
+
+/// A text column holds a value exactly in its live rows.
+fn check_nulls(col: &StrColumn, live: &RoaringBitmap) -> Result<(), String> {
+    for row in 0..col.len() {
+        let is_live = live.contains(row as u32);
+        if col.get(row).is_some() != is_live {
+            return Err(if is_live {
+                format!("live row {row} holds no text")
+            } else {
+                format!("freed row {row} still holds text")
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Ordered for StrColumn {
+    fn cmp_rows(&self, a: usize, b: usize) -> Ordering {
+        self.str(a).as_bytes().cmp(self.str(b).as_bytes())
+    }
+    fn ranker(&self) -> Option<impl Fn(usize) -> u64 + Sync + '_> {
+        None::<fn(usize) -> u64>
+    }
+    fn text(&self, row: usize) -> Option<&str> {
+        Some(self.str(row))
+    }
+}
+
+// ---- Dict: dictionary codes ---------------------------------------------
+
+impl FieldColumn<String> for DictColumn {
+    type View<'a> = &'a str;
+
+    fn push_empty(&mut self) {
+        self.push_null();
+    }
+    fn write(&mut self, row: usize, value: &String, _: &()) {
+        self.assign(row, Some(value));
+    }
+    fn clear(&mut self, row: usize) {
+        DictColumn::clear(self, row);
+    }
+    fn view(&self, row: usize) -> &str {
+        self.str(row)
+    }
+    fn read(&self, row: usize) -> String {
+        self.str(row).to_owned()
+    }
+    fn differs(&self, row: usize, value: &String) -> bool {
+        self.str(row) != value
+    }
+    fn heap_bytes(&self) -> usize {
+        DictColumn::heap_bytes(self)
+    }
+    fn check(&self, live: &RoaringBitmap) -> Result<(), String> {
+        self.check_refs(live)
+    }
+}
+
+impl FieldColumn<Option<String>> for DictColumn {
+    type View<'a> = Option<&'a str>;
+
+    fn push_empty(&mut self) {
+        self.push_null();
+    }
+    fn write(&mut self, row: usize, value: &Option<String>, _: &()) {
+        self.assign(row, value.as_deref());
+    }
+    fn clear(&mut self, row: usize) {
+        DictColumn::clear(self, row);
+    }
+    fn view(&self, row: usize) -> Option<&str> {
+        self.get(row)
+    }
+    fn read(&self, row: usize) -> Option<String> {
+        self.get(row).map(str::to_owned)
+    }
+    fn differs(&self, row: usize, value: &Option<String>) -> bool {
+        self.get(row) != value.as_deref()
+    }
+    fn heap_bytes(&self) -> usize {
+        DictColumn::heap_bytes(self)
+    }
+    fn check(&self, live: &RoaringBitmap) -> Result<(), String> {
+        self.check_refs(live)
+    }
+}
+
+impl Coded for DictColumn {
+    #[inline]
+    fn code(&self, row: usize) -> u32 {
+        DictColumn::code(self, row)
+    }
+    fn code_of(&self, value: &str) -> Option<u32> {
+        self.dict.code(value)
+    }
+    fn value_of(&self, code: u32) -> &str {
+        self.dict.value(code)
+    }
+}
+
+impl Ordered for DictColumn {
+    #[inline]
+    fn cmp_rows(&self, a: usize, b: usize) -> Ordering {
+        if DictColumn::code(self, a) == DictColumn::code(self, b) {
+            Ordering::Equal
+        } else {
+            self.str(a).as_bytes().cmp(self.str(b).as_bytes())
+        }
+    }
+    /// The rank of each code in the byte order of the values.
+    fn ranker(&self) -> Option<impl Fn(usize) -> u64 + Sync + '_> {
+        let mut values: Vec<(u32, &str)> = self.dict.iter().collect();
+        values.sort_unstable_by(|a, b| a.1.as_bytes().cmp(b.1.as_bytes()));
+        let mut ranks = vec![0; self.dict.code_bound()];
+        for (rank, (code, _)) in values.into_iter().enumerate() {
+            if let Some(slot) = ranks.get_mut(code as usize) {
+                *slot = rank as u64;
+            }
+        }
+        Some(move |row: usize| {
+            ranks
+                .get(DictColumn::code(self, row) as usize)
+                .copied()
+                .unwrap_or(0)
+        })
+    }
+    fn text(&self, row: usize) -> Option<&str> {
+        Some(self.str(row))
+    }
+    fn may_hold(&self, value: &str) -> bool {
+        self.dict.code(value).is_some()
+    }
+}
+
+// ---- Fixed: enums, integers, booleans -----------------------------------
+
+/// A fixed-size value kept as it is.
+pub(crate) trait Fixed: Copy + PartialEq + fmt::Debug + Send + Sync + 'static {
+    /// What an empty row holds (never read: the row is not live).
+    const EMPTY: Self;
+}
+
+/// A fixed value with a few named values: a bitmap per value, the code is
+/// the discriminant.
+pub(crate) trait Enumerated: Fixed {
+    fn code(self) -> u32;
+    fn parse_name(name: &str) -> Option<Self>;
+    fn name_of(code: u32) -> &'static str;
+}
+
+impl Fixed for u64 {
+    const EMPTY: u64 = 0;
+}
+impl Fixed for bool {
+    const EMPTY: bool = false;
+}
+impl Fixed for Status {
+    const EMPTY: Status = Status::Available;
+}
+impl Fixed for ImageType {
+    const EMPTY: ImageType = ImageType::Backup;
+}
+
+impl Enumerated for bool {
+    fn code(self) -> u32 {
+        u32::from(self)
+    }
+    fn parse_name(name: &str) -> Option<bool> {
+        name.parse().ok()
+    }
+    fn name_of(code: u32) -> &'static str {
+        if code == 0 {
+            "false"
+        } else {
+            "true"
+        }
+    }
+}
+
+/// The string enums of the record model.
+macro_rules! enumerated {
+    ($($ty:ty),*) => {
+        $(impl Enumerated for $ty {
+            fn code(self) -> u32 {
+                self as u32
+            }
+            fn parse_name(name: &str) -> Option<$ty> {
+                <$ty>::parse(name)
+            }
+            fn name_of(code: u32) -> &'static str {
+                <$ty>::ALL.get(code as usize).map_or("", |v| v.as_str())
+            }
+        })*
+    };
+}
+enumerated!(Status, ImageType);
+
+impl<T: Fixed + CheckValue<Checked = ()>> FieldColumn<T> for Chunked<T> {
+    type View<'a> = T;
+
+    fn push_empty(&mut self) {
+        self.push(T::EMPTY);
+    }
+    fn write(&mut self, row: usize, value: &T, _: &()) {
+        self.set(row, *value);
+    }
+    fn clear(&mut self, _row: usize) {}
+    fn view(&self, row: usize) -> T {
+        *self.get(row)
+    }
+    fn read(&self, row: usize) -> T {
+        *self.get(row)
+    }
+    fn differs(&self, row: usize, value: &T) -> bool {
+        self.get(row) != value
+    }
+    fn heap_bytes(&self) -> usize {
+        Chunked::heap_bytes(self)
+    }
+}
+
+impl<T: Enumerated> Coded for Chunked<T> {
+    #[inline]
+    fn code(&self, row: usize) -> u32 {
+        self.get(row).code()
+    }
+    fn code_of(&self, value: &str) -> Option<u32> {
+        T::parse_name(value).map(T::code)
+    }
+    fn value_of(&self, code: u32) -> &str {
+        T::name_of(code)
+    }
+}
+
+/// Enums order by their codes: the variants are declared in the byte
+/// order of their names.
+impl<T: Enumerated> Ordered for Chunked<T> {
+    #[inline]
+    fn cmp_rows(&self, a: usize, b: usize) -> Ordering {
+        self.get(a).code().cmp(&self.get(b).code())
+    }
+    fn ranker(&self) -> Option<impl Fn(usize) -> u64 + Sync + '_> {
+        Some(|row: usize| u64::from(self.get(row).code()))
+    }
+}
+
+// ---- Time: microseconds -------------------------------------------------
+
+/// Timestamps as `i64` microseconds, null as [`NULL_TIME`] (so that a null
+/// sorts before every timestamp).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TimeColumn(Chunked<i64>);
+
+impl TimeColumn {
+    /// A live row's microseconds ([`NULL_TIME`] for null).
+    #[inline]
+    pub(crate) fn micros(&self, row: usize) -> i64 {
+        *self.0.get(row)
+    }
+}
+
+/// A timestamp as an unsigned integer with the same order.
+#[inline]
+pub(crate) fn time_rank(micros: i64) -> u64 {
+    (micros as u64) ^ (1 << 63)
+}
+
+impl FieldColumn<Timestamp> for TimeColumn {
+    type View<'a> = Timestamp;
+
+    fn push_empty(&mut self) {
+        self.0.push(NULL_TIME);
+    }
+    fn write(&mut self, row: usize, value: &Timestamp, _: &()) {
+        self.0.set(row, value.as_micros());
+    }
+    fn clear(&mut self, _row: usize) {}
+    fn view(&self, row: usize) -> Timestamp {
+        Timestamp::from_micros(self.micros(row)).unwrap_or(Timestamp::MIN)
+    }
+    fn read(&self, row: usize) -> Timestamp {
+        <TimeColumn as FieldColumn<Timestamp>>::view(self, row)
+    }
+    fn differs(&self, row: usize, value: &Timestamp) -> bool {
+        self.micros(row) != value.as_micros()
+    }
+    fn heap_bytes(&self) -> usize {
+        self.0.heap_bytes()
+    }
+}
+
+impl FieldColumn<Option<Timestamp>> for TimeColumn {
+    type View<'a> = Option<Timestamp>;
+
+    fn push_empty(&mut self) {
+        self.0.push(NULL_TIME);
+    }
+    fn write(&mut self, row: usize, value: &Option<Timestamp>, _: &()) {
+        self.0
+            .set(row, value.map_or(NULL_TIME, Timestamp::as_micros));
+    }
+    fn clear(&mut self, _row: usize) {}
+    fn view(&self, row: usize) -> Option<Timestamp> {
+        Timestamp::from_micros(self.micros(row))
+    }
+    fn read(&self, row: usize) -> Option<Timestamp> {
+        <TimeColumn as FieldColumn<Option<Timestamp>>>::view(self, row)
+    }
+    fn differs(&self, row: usize, value: &Option<Timestamp>) -> bool {
+        self.micros(row) != value.map_or(NULL_TIME, Timestamp::as_micros)
+    }
+    fn heap_bytes(&self) -> usize {
+        self.0.heap_bytes()
+    }
+}
+
+impl Ordered for TimeColumn {
+    #[inline]
+    fn cmp_rows(&self, a: usize, b: usize) -> Ordering {
+        self.micros(a).cmp(&self.micros(b))
+    }
+    fn ranker(&self) -> Option<impl Fn(usize) -> u64 + Sync + '_> {
+        Some(|row: usize| time_rank(self.micros(row)))
+    }
+}
+
+// ---- Json: opaque parts as text -----------------------------------------
+
+/// An opaque part as the JSON text it serialized to, validated once at
+/// ingestion and never parsed to answer a filter.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct JsonColumn(StrColumn);
+
+/// The JSON text of an opaque part, to be copied into a body as it is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawJson<'a>(pub(crate) &'a str);
+
+impl JsonColumn {
+    fn parsed<T: serde::de::DeserializeOwned + Default>(&self, row: usize) -> T {
+        serde_json::from_str(self.0.str(row)).unwrap_or_default()
+    }
+}
+
+/// Both opaque shapes (objects and arrays) are kept the same way.
+macro_rules! json_column {
+    ($($ty:ty),*) => {
+        $(impl FieldColumn<$ty> for JsonColumn {
+            type View<'a> = RawJson<'a>;
+            const PAYLOAD: bool = true;
+
+            fn push_empty(&mut self) {
+                self.0.push(None);
+            }
+            fn write(&mut self, row: usize, _: &$ty, text: &String) {
+                self.0.set(row, Some(text));
+            }
+            fn clear(&mut self, row: usize) {
+                self.0.set(row, None);
+            }
+            fn view(&self, row: usize) -> RawJson<'_> {
+                RawJson(self.0.str(row))
+            }
+            fn read(&self, row: usize) -> $ty {
+                self.parsed(row)
+            }
+            fn differs(&self, row: usize, value: &$ty) -> bool {
+                &self.parsed::<$ty>(row) != value
+            }
+            fn heap_bytes(&self) -> usize {
+                self.0.heap_bytes()
+            }
+            fn check(&self, live: &RoaringBitmap) -> Result<(), String> {
+                check_nulls(&self.0, live)
+            }
+        })*
+    };
+}
+json_column!(Map<String, Value>, Vec<Value>);
+
+// ---- Members: the sparse sharing list -----------------------------------
+
+/// A backup's members: only the rows with members (about 3% of backups
+/// are shared) hold their `(destination code, status)` pairs; the
+/// destination projects are a dictionary, one reference per member.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MembersColumn {
+    rows: Sparse<Box<[(u32, MemberStatus)]>>,
+    pub(crate) dests: Dict,
+}
+
+impl MembersColumn {
+    /// A row's members: `(destination code, status)`.
+    #[inline]
+    pub(crate) fn of(&self, row: usize) -> &[(u32, MemberStatus)] {
+        self.rows.get(row).map_or(&[], |m| m)
+    }
+}
+
+/// A row's members, looked up only when read (rendering never does).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MembersOf<'a> {
+    column: &'a MembersColumn,
+    row: usize,
+}
+
+impl<'a> MembersOf<'a> {
+    /// `(destination code, status)` per member.
+    pub(crate) fn codes(self) -> &'a [(u32, MemberStatus)] {
+        self.column.of(self.row)
+    }
+}
+
+impl FieldColumn<Vec<Member>> for MembersColumn {
+    type View<'a> = MembersOf<'a>;
+
+    fn push_empty(&mut self) {}
+    fn write(&mut self, row: usize, value: &Vec<Member>, _: &()) {
+        let members: Box<[(u32, MemberStatus)]> = value
+            .iter()
+            .map(|m| (self.dests.acquire(&m.dest_project_id), m.status))
+            .collect();
+        self.rows.set(row, (!members.is_empty()).then_some(members));
+    }
+    fn clear(&mut self, row: usize) {
+        if let Some(members) = self.rows.take(row) {
+            for &(dest, _) in members.iter() {
+                self.dests.release(dest);
+            }
+        }
+    }
+    fn view(&self, row: usize) -> MembersOf<'_> {
+        MembersOf { column: self, row }
+    }
+    fn read(&self, row: usize) -> Vec<Member> {
+        self.of(row)
+            .iter()
+            .map(|&(dest, status)| Member {
+                dest_project_id: self.dests.value(dest).to_owned(),
+                status,
+            })
+            .collect()
+    }
+    fn differs(&self, row: usize, value: &Vec<Member>) -> bool {
+        let held = self.of(row);
+        held.len() != value.len()
+            || held.iter().zip(value).any(|(&(dest, status), m)| {
+                status != m.status || self.dests.value(dest) != m.dest_project_id
+            })
+    }
+    fn heap_bytes(&self) -> usize {
+        self.rows.heap_bytes()
+            + self.rows.iter().map(|(_, m)| m.len() * 8).sum::<usize>()
+            + self.dests.heap_bytes()
+    }
+    fn check(&self, live: &RoaringBitmap) -> Result<(), String> {
+        let mut refs = std::collections::BTreeMap::new();
+        for (row, members) in self.rows.iter() {
+            if !live.contains(row) {
+                return Err(format!("freed row {row} still holds members"));
+            }
+            for &(dest, _) in members.iter() {
+                *refs.entry(dest).or_insert(0u32) += 1;
+            }
+        }
+        self.dests
+            .check_refs(&refs)
+            .map_err(|e| format!("destinations: {e}"))
+    }
+}
+
+impl Dict {
+    /// Checks that each code's reference count is what the rows hold and
+    /// that values and codes map to each other.
+    ///
+    /// # Errors
+    ///
+    /// The first disagreement, in words.
+    pub(crate) fn check_refs(
+        &self,
+        refs: &std::collections::BTreeMap<u32, u32>,
+    ) -> Result<(), String> {
+        for code in 0..self.code_bound() as u32 {
+            let expected = refs.get(&code).copied().unwrap_or(0);
+            if self.refs(code) != expected {
+                return Err(format!(
+                    "dictionary code {code} has {} references, rows hold {expected}",
+                    self.refs(code)
+                ));
+            }
+            if let Some(v) = self.value_opt(code) {
+                if self.code(v) != Some(code) {
+                    return Err(format!(
+                        "dictionary value {v:?} does not map back to {code}"
+                    ));
+                }
+            }
+        }
+        if self.len() != refs.len() || refs.keys().any(|&c| self.value_opt(c).is_none()) {
+            return Err(format!(
+                "dictionary: live values and referenced codes differ"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl DictColumn {
+    /// Dead rows hold the null code; live values' references are the rows
+    /// holding them.
+    fn check_refs(&self, live: &RoaringBitmap) -> Result<(), String> {
+        let mut refs = std::collections::BTreeMap::new();
+        for (row, code) in self.codes().enumerate() {
+            if !live.contains(row as u32) && code != NULL_CODE {
+                return Err(format!("dead row {row} holds code {code}"));
+            }
+            if code != NULL_CODE {
+                *refs.entry(code).or_insert(0u32) += 1;
+            }
+        }
+        self.dict.check_refs(&refs)
+    }
+}

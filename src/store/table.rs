@@ -1,0 +1,371 @@
+//! The store's part of the field table ([`crate::schema`]): the columns,
+//! the keys of the bitmap, ordered and substring indexes, the derived
+//! indexes, and every per-field operation on them — writing and clearing a
+//! row, keeping the derived indexes in step, accounting memory,
+//! validating, viewing a row and reading a record back. All generated from
+//! the one table, so that no field can be forgotten in one of them.
+
+use std::cmp::Ordering;
+
+use roaring::RoaringBitmap;
+use serde_json::{Map, Value};
+
+use super::column::{Chunked, StrColumn};
+use super::derived::{IndexMemory, RowIndex};
+use super::dict::DictColumn;
+use super::field::{time_rank, Coded, FieldColumn, JsonColumn, MembersColumn, Ordered, TimeColumn};
+use crate::batch::Checked;
+use crate::index::{DayIndex, ExtendOverlap, IpIndex, SharingIndex};
+use crate::record::{ImageType, Member, Record, Status};
+use crate::timestamp::Timestamp;
+
+/// The store type of a column kind of the table.
+macro_rules! column {
+    (Text, $ty:ty) => { StrColumn };
+    (Dict, $ty:ty) => { DictColumn };
+    (Fixed, $ty:ty) => { Chunked<$ty> };
+    (Time, $ty:ty) => { TimeColumn };
+    (Json, $ty:ty) => { JsonColumn };
+    (Members, $ty:ty) => { MembersColumn };
+}
+
+macro_rules! store_table {
+    ($( {
+        $variant:ident, $field:ident, $ty:ty, $presence:tt, $column:ident,
+        [$($bitmap:ident)?], [$($order:ident)?], [$($substring:ident)?], [$($index:ident)?],
+        [$($v1:literal)?], [$($v3:literal)?], [$($doc:literal)*]
+    } )*) => {
+        /// A field with a roaring bitmap of rows per value.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum BitmapKey {
+            $( $( $bitmap, )? )*
+        }
+
+        impl BitmapKey {
+            /// Every bitmap-indexed field, in the table's order.
+            pub(crate) const ALL: &'static [BitmapKey] = &[$( $( BitmapKey::$bitmap, )? )*];
+
+            /// The field's wire name.
+            pub(crate) fn name(self) -> &'static str {
+                match self {
+                    $( $( BitmapKey::$bitmap => stringify!($field), )? )*
+                }
+            }
+        }
+
+        /// The keys of the ordered indexes. Each orders the live rows by
+        /// the key, then `created_at`, then `id` (bytes), all ascending;
+        /// `id` alone is already total.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum OrderKey {
+            $( $( $order, )? )*
+        }
+
+        impl OrderKey {
+            /// Every ordered index, in the table's order.
+            pub(crate) const ALL: &'static [OrderKey] = &[$( $( OrderKey::$order, )? )*];
+
+            /// The field's wire name.
+            pub(crate) fn name(self) -> &'static str {
+                match self {
+                    $( $( OrderKey::$order => stringify!($field), )? )*
+                }
+            }
+        }
+
+        /// A field searched by substring.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum TextField {
+            $( $( $substring, )? )*
+        }
+
+        impl TextField {
+            /// Every substring-indexed field.
+            pub(crate) const ALL: &'static [TextField] = &[$( $( TextField::$substring, )? )*];
+
+            /// The field's wire name.
+            pub(crate) fn name(self) -> &'static str {
+                match self {
+                    $( $( TextField::$substring => stringify!($field), )? )*
+                }
+            }
+
+            /// The ordered index whose ranges hold a value's rows.
+            pub(crate) fn order_key(self) -> OrderKey {
+                match self {
+                    $( $( TextField::$substring => OrderKey::$substring, )? )*
+                }
+            }
+        }
+
+        /// Every column, one per field of the table.
+        #[derive(Debug, Clone, Default)]
+        pub(crate) struct Columns {
+            $( pub(crate) $field: column!($column, $ty), )*
+        }
+
+        /// The derived indexes, each named after the field it is derived
+        /// from.
+        #[derive(Debug, Clone, Default)]
+        pub(crate) struct Derived {
+            $( $( pub(crate) $field: $index, )? )*
+        }
+
+        /// A live row's fields, borrowed from the columns (what the
+        /// renderer reads). Every field is viewable; each API's renderer
+        /// reads the ones it shows (neither shows `policy_id` or `members`
+        /// today, and the members' view is free until read).
+        #[derive(Clone, Copy)]
+        #[allow(dead_code)]
+        pub(crate) struct RowView<'a> {
+            $( pub(crate) $field: <column!($column, $ty) as FieldColumn<$ty>>::View<'a>, )*
+        }
+
+        impl Columns {
+            /// Appends an empty row to every column.
+            pub(crate) fn push_empty_row(&mut self) {
+                $( <column!($column, $ty) as FieldColumn<$ty>>::push_empty(&mut self.$field); )*
+            }
+
+            /// Writes a checked record into an empty row.
+            pub(crate) fn write(&mut self, row: usize, r: &Record, checked: &Checked) {
+                $( <column!($column, $ty) as FieldColumn<$ty>>::write(
+                    &mut self.$field, row, &r.$field, &checked.$field); )*
+            }
+
+            /// Empties a row of every column, releasing what it referenced.
+            pub(crate) fn clear(&mut self, row: usize) {
+                $( <column!($column, $ty) as FieldColumn<$ty>>::clear(&mut self.$field, row); )*
+            }
+
+            /// A live row's fields, borrowed.
+            #[inline]
+            pub(crate) fn view(&self, row: usize) -> RowView<'_> {
+                RowView {
+                    $( $field: <column!($column, $ty) as FieldColumn<$ty>>::view(&self.$field, row), )*
+                }
+            }
+
+            /// The record held by a live row.
+            pub(crate) fn record(&self, row: usize) -> Record {
+                Record {
+                    $( $field: <column!($column, $ty) as FieldColumn<$ty>>::read(&self.$field, row), )*
+                }
+            }
+
+            /// Heap bytes of the columns: `(columns, opaque payload)`.
+            pub(crate) fn memory(&self) -> (usize, usize) {
+                let (mut columns, mut payload) = (0, 0);
+                $(
+                    let bytes = <column!($column, $ty) as FieldColumn<$ty>>::heap_bytes(&self.$field);
+                    if <column!($column, $ty) as FieldColumn<$ty>>::PAYLOAD {
+                        payload += bytes;
+                    } else {
+                        columns += bytes;
+                    }
+                )*
+                (columns, payload)
+            }
+
+            /// Every column's own invariants.
+            pub(crate) fn check(&self, live: &RoaringBitmap) -> Result<(), String> {
+                $( <column!($column, $ty) as FieldColumn<$ty>>::check(&self.$field, live)
+                    .map_err(|e| format!("column `{}`: {e}", stringify!($field)))?; )*
+                Ok(())
+            }
+
+            /// The value code of a bitmap-indexed field at a live row.
+            #[inline]
+            pub(crate) fn code(&self, key: BitmapKey, row: usize) -> u32 {
+                match key {
+                    $( $( BitmapKey::$bitmap => Coded::code(&self.$field, row), )? )*
+                }
+            }
+
+            /// The code of a value of a bitmap-indexed field, if some row
+            /// may hold it.
+            pub(crate) fn code_of(&self, key: BitmapKey, value: &str) -> Option<u32> {
+                match key {
+                    $( $( BitmapKey::$bitmap => Coded::code_of(&self.$field, value), )? )*
+                }
+            }
+
+            /// The value of a code of a bitmap-indexed field.
+            pub(crate) fn value_of(&self, key: BitmapKey, code: u32) -> &str {
+                match key {
+                    $( $( BitmapKey::$bitmap => Coded::value_of(&self.$field, code), )? )*
+                }
+            }
+
+            /// Compares two live rows by `key` alone.
+            #[inline]
+            pub(crate) fn cmp_key(&self, key: OrderKey, a: usize, b: usize) -> Ordering {
+                match key {
+                    $( $( OrderKey::$order => Ordered::cmp_rows(&self.$field, a, b), )? )*
+                }
+            }
+
+            /// A string key's text at a live row.
+            pub(crate) fn key_text(&self, key: OrderKey, row: usize) -> Option<&str> {
+                match key {
+                    $( $( OrderKey::$order => Ordered::text(&self.$field, row), )? )*
+                }
+            }
+
+            /// Whether some row may hold `value` as `key`.
+            pub(crate) fn may_hold(&self, key: OrderKey, value: &str) -> bool {
+                match key {
+                    $( $( OrderKey::$order => Ordered::may_hold(&self.$field, value), )? )*
+                }
+            }
+
+            /// Whether replacing a live row by `r` changes its `key`.
+            pub(crate) fn key_differs(&self, key: OrderKey, row: usize, r: &Record) -> bool {
+                match key {
+                    $( $( OrderKey::$order =>
+                        <column!($column, $ty) as FieldColumn<$ty>>::differs(&self.$field, row, &r.$field), )? )*
+                }
+            }
+
+            /// The live rows in the order of `key`'s ordered index, by one
+            /// sort.
+            pub(crate) fn sorted(&self, key: OrderKey, live: &RoaringBitmap) -> Vec<u32> {
+                match key {
+                    $( $( OrderKey::$order => sorted_by(self, &self.$field, key, live), )? )*
+                }
+            }
+
+            /// The dictionary column of a substring-indexed field.
+            pub(crate) fn text_column(&self, field: TextField) -> &DictColumn {
+                match field {
+                    $( $( TextField::$substring => &self.$field, )? )*
+                }
+            }
+        }
+
+        impl Derived {
+            /// Adds a freshly written row.
+            pub(crate) fn insert(&mut self, row: u32, cols: &Columns, r: &Record) {
+                $( $( <$index as RowIndex<$ty, column!($column, $ty)>>::insert(
+                    &mut self.$field, row, &r.$field,
+                    <column!($column, $ty) as FieldColumn<$ty>>::view(&cols.$field, row as usize)); )? )*
+            }
+
+            /// Removes a live row, reading its current values.
+            pub(crate) fn remove(&mut self, row: u32, cols: &Columns) {
+                $( $( <$index as RowIndex<$ty, column!($column, $ty)>>::remove(
+                    &mut self.$field, row,
+                    <column!($column, $ty) as FieldColumn<$ty>>::view(&cols.$field, row as usize)); )? )*
+            }
+
+            /// Before a bulk load: inserts may be gathered.
+            pub(crate) fn begin_bulk(&mut self) {
+                $( $( <$index as RowIndex<$ty, column!($column, $ty)>>::begin_bulk(&mut self.$field); )? )*
+            }
+
+            /// After a bulk load: gathered inserts are built in.
+            pub(crate) fn end_bulk(&mut self) {
+                $( $( <$index as RowIndex<$ty, column!($column, $ty)>>::end_bulk(&mut self.$field); )? )*
+            }
+
+            /// Heap bytes: `(bitmap-like, ip)`.
+            pub(crate) fn memory(&self) -> (usize, usize) {
+                let (mut bitmaps, mut ips) = (0, 0);
+                $( $(
+                    let bytes = <$index as RowIndex<$ty, column!($column, $ty)>>::heap_bytes(&self.$field);
+                    match <$index as RowIndex<$ty, column!($column, $ty)>>::MEMORY {
+                        IndexMemory::Bitmaps => bitmaps += bytes,
+                        IndexMemory::Ip => ips += bytes,
+                    }
+                )? )*
+                (bitmaps, ips)
+            }
+
+            /// Each derived index equals the one built afresh from its
+            /// column's live rows.
+            pub(crate) fn check(&self, cols: &Columns, live: &RoaringBitmap) -> Result<(), String> {
+                $( $( {
+                    let mut fresh = <$index>::default();
+                    for row in live.iter() {
+                        let i = row as usize;
+                        <$index as RowIndex<$ty, column!($column, $ty)>>::insert(
+                            &mut fresh, row,
+                            &<column!($column, $ty) as FieldColumn<$ty>>::read(&cols.$field, i),
+                            <column!($column, $ty) as FieldColumn<$ty>>::view(&cols.$field, i));
+                    }
+                    if !<$index as RowIndex<$ty, column!($column, $ty)>>::same(&fresh, &self.$field) {
+                        return Err(format!(
+                            "the {} index of `{}` disagrees with its column",
+                            stringify!($index), stringify!($field)
+                        ));
+                    }
+                } )? )*
+                Ok(())
+            }
+        }
+    };
+}
+
+crate::schema::record_fields!(store_table);
+
+/// The number of ordered indexes.
+pub(crate) const ORDERS: usize = OrderKey::ALL.len();
+
+/// A flag per ordered index (in `OrderKey::ALL` order).
+pub(crate) type OrderSet = [bool; ORDERS];
+
+impl Columns {
+    /// The number of rows, live or free.
+    pub(crate) fn rows(&self) -> usize {
+        self.id.len()
+    }
+
+    /// The total order of an ordered index: `key`, then `created_at`, then
+    /// `id` (SEMANTICS §4's tie-break).
+    #[inline]
+    pub(crate) fn cmp_rows(&self, key: OrderKey, a: u32, b: u32) -> Ordering {
+        let (a, b) = (a as usize, b as usize);
+        let ord = self.cmp_key(key, a, b);
+        if ord != Ordering::Equal || key == OrderKey::Id {
+            return ord;
+        }
+        Ordered::cmp_rows(&self.created_at, a, b).then_with(|| Ordered::cmp_rows(&self.id, a, b))
+    }
+
+    /// Which ordered indexes a replacement moves a row in: those whose key,
+    /// or the `created_at` every index breaks ties on, changes. A status
+    /// change touches one ordered index instead of nine.
+    pub(crate) fn moved_orders(&self, row: usize, r: &Record) -> OrderSet {
+        let created_moves = self.key_differs(OrderKey::CreatedAt, row, r);
+        let mut moved = [false; ORDERS];
+        for (slot, &key) in moved.iter_mut().zip(OrderKey::ALL) {
+            *slot = created_moves || self.key_differs(key, row, r);
+        }
+        moved
+    }
+}
+
+/// The live rows sorted by one key, then `created_at`, then `id`: with
+/// integer keys where the column has them (timestamps, enum codes,
+/// dictionary ranks), by comparing rows otherwise.
+fn sorted_by<C: Ordered>(cols: &Columns, col: &C, key: OrderKey, live: &RoaringBitmap) -> Vec<u32> {
+    let Some(rank) = col.ranker() else {
+        let mut rows: Vec<u32> = live.iter().collect();
+        rows.sort_unstable_by(|&a, &b| cols.cmp_rows(key, a, b));
+        return rows;
+    };
+    let id = |row: u32| cols.id.str(row as usize).as_bytes();
+    let mut keyed: Vec<(u64, u64, u32)> = live
+        .iter()
+        .map(|row| {
+            let i = row as usize;
+            (rank(i), time_rank(cols.created_at.micros(i)), row)
+        })
+        .collect();
+    keyed.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| id(a.2).cmp(id(b.2)))
+    });
+    keyed.into_iter().map(|(_, _, row)| row).collect()
+}
