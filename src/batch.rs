@@ -40,6 +40,25 @@ pub fn records_from_json(batch: &Value) -> Result<Vec<Record>, ChangeError> {
         .collect()
 }
 
+/// [`records_from_json`], consuming the batch: each record's strings and
+/// opaque parts are moved out of it, not copied.
+///
+/// # Errors
+///
+/// As [`records_from_json`].
+pub fn records_from_value(batch: Value) -> Result<Vec<Record>, ChangeError> {
+    let Value::Array(items) = batch else {
+        return Err(ChangeError::MalformedBatch {
+            reason: "expected an array of records".into(),
+        });
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, v)| Record::from_value(v).map_err(|e| ChangeError::record(index, e)))
+        .collect()
+}
+
 /// Reads a JSON array of id strings for a delete batch.
 ///
 /// # Errors

@@ -62,7 +62,7 @@ mod index;
 pub mod oracle;
 mod plan;
 mod query;
-mod quote;
+pub mod quote;
 mod record;
 mod schema;
 mod store;
@@ -70,7 +70,7 @@ pub mod synth;
 mod timestamp;
 
 pub use api::{parse_request, Response};
-pub use batch::{ids_from_json, records_from_json, MAX_OPAQUE_DEPTH};
+pub use batch::{ids_from_json, records_from_json, records_from_value, MAX_OPAQUE_DEPTH};
 pub use engine::Engine;
 pub use error::ChangeError;
 pub use exec::{Explain, FacetField, ListPage};

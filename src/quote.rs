@@ -4,12 +4,20 @@
 //! escapes what JSON must when the message is written into it), and cut to
 //! at most [`QUOTE_MAX`] bytes with a visible marker, `…(+N bytes)`, so
 //! that a 10 MB value does not make a 10 MB error. Names (parameters,
-//! fields) follow the same rule between backticks.
+//! fields) follow the same rule between backticks. Servers and tools that
+//! word their own messages use the same types.
+//!
+//! ```
+//! use backdex::quote::{Named, Quoted};
+//! assert_eq!(format!("{} = {}", Named("name"), Quoted("e\u{301}")), "`name` = \"e\u{301}\"");
+//! let long = "x".repeat(300);
+//! assert_eq!(Quoted(&long).to_string(), format!("\"{}\"…(+44 bytes)", "x".repeat(256)));
+//! ```
 
 use std::fmt;
 
 /// The most bytes of a value or name a message shows.
-pub(crate) const QUOTE_MAX: usize = 256;
+pub const QUOTE_MAX: usize = 256;
 
 /// The part of `text` a message shows, and how many bytes are left out.
 fn cut(text: &str) -> (&str, usize) {
@@ -34,12 +42,8 @@ fn write_cut(f: &mut fmt::Formatter<'_>, open: char, text: &str, close: char) ->
 }
 
 /// A value in a message: `"value"`, cut to [`QUOTE_MAX`] bytes.
-///
-/// ```text
-/// format!("{}", Quoted("e\u{301}")) == "\"é\""   (the combining accent as sent)
-/// ```
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Quoted<'a>(pub(crate) &'a str);
+pub struct Quoted<'a>(pub &'a str);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -50,7 +54,7 @@ impl fmt::Display for Quoted<'_> {
 /// A parameter or field name in a message: `` `name` ``, cut to
 /// [`QUOTE_MAX`] bytes.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Named<'a>(pub(crate) &'a str);
+pub struct Named<'a>(pub &'a str);
 
 impl fmt::Display for Named<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -61,7 +65,7 @@ impl fmt::Display for Named<'_> {
 /// Text shown without quotes (JSON of a mistyped value, say), cut to
 /// [`QUOTE_MAX`] bytes.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Shown<'a>(pub(crate) &'a str);
+pub struct Shown<'a>(pub &'a str);
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

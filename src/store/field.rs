@@ -611,9 +611,7 @@ impl Dict {
             }
         }
         if self.len() != refs.len() || refs.keys().any(|&c| self.value_opt(c).is_none()) {
-            return Err(format!(
-                "dictionary: live values and referenced codes differ"
-            ));
+            return Err("dictionary: live values and referenced codes differ".into());
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use backdex::{ChangeError, Record, Store};
+use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::Failure;
@@ -25,8 +26,8 @@ pub(crate) fn resident_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
-/// Parses JSON Lines: each non-blank line one record. The lines are split
-/// among the machine's cores; the first bad line (by number) is reported.
+/// Parses JSON Lines: each non-blank line one record, on all cores; the
+/// first bad line (by number) is reported.
 fn parse_lines(bytes: &[u8], shown: &str) -> Result<(Vec<Record>, Vec<usize>), Failure> {
     let lines: Vec<(usize, &[u8])> = bytes
         .split(|&b| b == b'\n')
@@ -34,36 +35,21 @@ fn parse_lines(bytes: &[u8], shown: &str) -> Result<(Vec<Record>, Vec<usize>), F
         .map(|(i, line)| (i + 1, line))
         .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
         .collect();
-    let parse = |part: &[(usize, &[u8])]| -> Result<Vec<Record>, (usize, String)> {
-        part.iter()
-            .map(|&(number, line)| {
-                let value: Value = serde_json::from_slice(line)
-                    .map_err(|e| (number, format!("not valid JSON: {e}")))?;
-                Record::from_json(&value).map_err(|e| (number, e.to_string()))
-            })
-            .collect()
+    let parse = |&(number, line): &(usize, &[u8])| -> Result<Record, Failure> {
+        let value: Value = serde_json::from_slice(line)
+            .map_err(|e| Failure::new(format!("{shown}:{number}: not valid JSON: {e}")))?;
+        Record::from_value(value).map_err(|e| Failure::new(format!("{shown}:{number}: {e}")))
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 16);
-    let chunk = lines.len().div_ceil(threads).max(1);
-    let parts: Vec<Result<Vec<Record>, (usize, String)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = lines
-            .chunks(chunk)
-            .map(|part| (part, scope.spawn(move || parse(part))))
-            .collect();
-        handles
-            .into_iter()
-            .map(|(part, handle)| handle.join().unwrap_or_else(|_| parse(part)))
-            .collect()
-    });
-    let mut records = Vec::with_capacity(lines.len());
-    for part in parts {
-        match part {
-            Ok(mut r) => records.append(&mut r),
-            Err((number, what)) => return Err(Failure::new(format!("{shown}:{number}: {what}"))),
-        }
-    }
+    let records = match lines
+        .par_iter()
+        .map(parse)
+        .collect::<Result<Vec<Record>, _>>()
+    {
+        Ok(records) => records,
+        // Some bad line stopped the parse; report the first one by number
+        // (the slow way: bad input is rare).
+        Err(some) => return Err(lines.iter().find_map(|l| parse(l).err()).unwrap_or(some)),
+    };
     Ok((records, lines.iter().map(|(number, _)| *number).collect()))
 }
 
@@ -76,7 +62,7 @@ fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<usize>), Failure> {
         Some(b'[') => {
             let value: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| Failure::new(format!("{shown}:{}: not valid JSON: {e}", e.line())))?;
-            let records = backdex::records_from_json(&value)
+            let records = backdex::records_from_value(value)
                 .map_err(|e| Failure::new(format!("{shown}: {e}")))?;
             let lines = vec![0; records.len()];
             Ok((records, lines))

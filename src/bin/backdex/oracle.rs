@@ -6,7 +6,8 @@
 use std::io::{BufRead, Write};
 
 use backdex::oracle::Oracle;
-use backdex::{ids_from_json, records_from_json, ChangeError, Response, Scope, Store};
+use backdex::quote::Quoted;
+use backdex::{ids_from_json, records_from_value, ChangeError, Response, Scope, Store};
 use serde_json::{json, Value};
 
 use crate::data::split_request;
@@ -70,15 +71,19 @@ fn changed(result: Result<usize, ChangeError>) -> Value {
 }
 
 fn reply(backend: &mut Backend, line: &[u8]) -> Value {
-    let value: Value = match serde_json::from_slice(line) {
+    let mut value: Value = match serde_json::from_slice(line) {
         Ok(v) => v,
         Err(e) => return rejected(format!("the line is not valid JSON: {e}")),
     };
-    let Some(op) = value.get("op").and_then(Value::as_str) else {
+    let Some(op) = value.get("op").and_then(Value::as_str).map(str::to_owned) else {
         return rejected("the line needs an \"op\": upsert, delete, reset or request".into());
     };
-    match op {
-        "upsert" => match value.get("records").map(records_from_json) {
+    match op.as_str() {
+        "upsert" => match value
+            .get_mut("records")
+            .map(Value::take)
+            .map(records_from_value)
+        {
             None => rejected("upsert needs \"records\": an array of records".into()),
             Some(Err(e)) => rejected(e.to_string()),
             Some(Ok(records)) => changed(backend.upsert(&records)),
@@ -114,7 +119,8 @@ fn reply(backend: &mut Backend, line: &[u8]) -> Value {
             json!({"ok": response.status == 200, "status": response.status, "body": response.json()})
         }
         other => rejected(format!(
-            "unknown op {other:?}; use upsert, delete, reset or request"
+            "unknown op {}; use upsert, delete, reset or request",
+            Quoted(other)
         )),
     }
 }
