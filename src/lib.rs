@@ -61,6 +61,8 @@ mod exec;
 mod index;
 pub mod oracle;
 mod plan;
+#[cfg(test)]
+mod proptests;
 mod query;
 pub mod quote;
 mod record;

@@ -7,8 +7,6 @@
 
 mod error;
 mod parse;
-#[cfg(test)]
-mod proptests;
 mod render;
 
 use crate::exec::{self, PagePolicy};

@@ -296,7 +296,8 @@ pub(crate) fn error(e: &QueryError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Record, Store};
+    use crate::record::Record;
+    use crate::store::Store;
     use serde_json::json;
 
     /// Appending the six keys to the stored text gives the same bytes as

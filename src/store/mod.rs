@@ -42,8 +42,6 @@ mod column;
 mod derived;
 mod dict;
 mod field;
-#[cfg(test)]
-pub(crate) mod proptests;
 mod table;
 mod validate;
 

@@ -5,11 +5,11 @@
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
 
+use super::store::{record, EPS, IDS, PATTERNS, PROJECTS};
 use crate::exec::PagePolicy;
 use crate::oracle::Oracle;
 use crate::query::{Scope, DEFAULT_MAX_LIMIT};
 use crate::record::Record;
-use crate::store::proptests::{record, EPS, IDS, PATTERNS, PROJECTS};
 use crate::store::Store;
 
 fn pick(pool: &'static [&'static str]) -> BoxedStrategy<String> {

@@ -11,9 +11,9 @@ use proptest::sample::{select, subsequence};
 use roaring::RoaringBitmap;
 use serde_json::{json, Map, Value};
 
-use super::{BitmapKey, OrderKey, Store, TextField};
 use crate::oracle::Oracle;
 use crate::record::{ImageType, Member, MemberStatus, Record, Status};
+use crate::store::{BitmapKey, OrderKey, Store, TextField};
 use crate::timestamp::Timestamp;
 
 // Small pools, so that ids, names, timestamps and values collide a lot.
@@ -482,14 +482,14 @@ fn rejected_batches_change_nothing() {
     store.delete(&["b"]).unwrap();
     assert_eq!(
         store.delete(&["a", "nope"]).unwrap_err(),
-        crate::ChangeError::UnknownId {
+        crate::error::ChangeError::UnknownId {
             index: 1,
             id: "nope".into()
         }
     );
     assert_eq!(
         store.delete(&["a", "a"]).unwrap_err(),
-        crate::ChangeError::DuplicateId {
+        crate::error::ChangeError::DuplicateId {
             index: 1,
             first: 0,
             id: "a".into()
