@@ -10,25 +10,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use backdex::oracle::Oracle;
-use backdex::synth::{generate, SynthConfig};
+use backdex::synth::{generate, Rng, SynthConfig};
 use backdex::{Engine, Member, MemberStatus, Record, Scope, Status, Store};
 use serde_json::Value;
 
-/// SplitMix64, so that a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
+/// A random index below `len`, from the library's one generator (seeded,
+/// so that a failure replays).
+fn pick(rng: &mut Rng, len: usize) -> usize {
+    rng.below(len as u64) as usize
 }
 
 const STATUSES: [Status; 4] = [
@@ -49,21 +38,21 @@ fn random_batch(
     let mut upserts: Vec<Record> = Vec::new();
     let mut deletes = Vec::new();
     let mut touched = HashSet::new();
-    for _ in 0..1 + rng.below(40) {
-        let k = rng.below(live.len());
+    for _ in 0..1 + pick(rng, 40) {
+        let k = pick(rng, live.len());
         if !touched.insert(live[k].id.clone()) {
             continue;
         }
-        match rng.below(10) {
+        match pick(rng, 10) {
             0..=4 => {
-                live[k].status = STATUSES[rng.below(STATUSES.len())];
+                live[k].status = STATUSES[pick(rng, STATUSES.len())];
                 upserts.push(live[k].clone());
             }
             5 | 6 => {
                 let mut r = live[k].clone();
                 *fresh += 1;
                 r.id = format!("fresh-{fresh}");
-                r.project_id = projects[rng.below(projects.len())].clone();
+                r.project_id = projects[pick(rng, projects.len())].clone();
                 touched.insert(r.id.clone());
                 live.push(r.clone());
                 upserts.push(r);
@@ -73,7 +62,7 @@ fn random_batch(
                 deletes.push(r.id);
             }
             _ => {
-                let to = projects[rng.below(projects.len())].clone();
+                let to = projects[pick(rng, projects.len())].clone();
                 live[k].members = if live[k].members.is_empty() {
                     vec![Member {
                         dest_project_id: to,
@@ -156,13 +145,13 @@ fn readers_stay_consistent_while_a_writer_changes_the_store() {
             let (engine, done, reads) = (engine.clone(), done.clone(), reads.clone());
             let projects = projects.clone();
             std::thread::spawn(move || {
-                let mut rng = Rng(k);
+                let mut rng = Rng::new(k);
                 // At least a few rounds even if the writer is quick.
                 let mut rounds = 0;
                 while rounds < 4 || !done.load(Ordering::Relaxed) {
                     rounds += 1;
                     let snapshot = engine.snapshot();
-                    let p = &projects[rng.below(projects.len())];
+                    let p = &projects[pick(&mut rng, projects.len())];
                     let scope = Scope::project(p.clone());
                     let v1 = format!("/v1/{p}/checkpoint_items");
                     let v3 = format!("/v3/{p}/backups");
@@ -183,7 +172,7 @@ fn readers_stay_consistent_while_a_writer_changes_the_store() {
         })
         .collect();
 
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     let mut live = records;
     let mut fresh = 0;
     for _ in 0..300 {
