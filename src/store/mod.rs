@@ -1,11 +1,13 @@
 //! The columnar store: one column per field, the indexes over them, and the
-//! atomic batch changes of SEMANTICS §7.
+//! atomic batch changes of SEMANTICS §7. Which column and which indexes a
+//! field has is its entry in the field table (`crate::schema`); the
+//! per-field code is generated from it (`table.rs`).
 //!
 //! # Layout
 //!
 //! A record lives in a row (`u32`). Low-cardinality and repeated strings
-//! are dictionary-encoded ([`DictColumn`]); unique strings (`id`,
-//! `checkpoint_id`, ...) are kept per chunk in one buffer ([`StrColumn`]);
+//! are dictionary-encoded (`DictColumn`); unique strings (`id`,
+//! `checkpoint_id`) are kept per chunk in one buffer (`StrColumn`);
 //! timestamps are `i64` microseconds, with `i64::MIN` for null so that a
 //! null sorts before every timestamp. The opaque objects are kept as the
 //! JSON text they serialize to, validated once at ingestion, never
@@ -13,11 +15,14 @@
 //!
 //! # Indexes
 //!
-//! * a roaring bitmap of rows per value of `status`, `resource_type`,
-//!   `resource_az`, `policy_id`, `project_id`, `enterprise_project_id`,
-//!   `image_type`, `dec` and `vault_id`;
-//! * sharing: rows per destination project, per (destination, member
-//!   status), and by number of members;
+//! * a roaring bitmap of rows per value of each `bitmap` field
+//!   ([`BitmapKey`]: `status`, `resource_type`, `resource_az`, `policy_id`,
+//!   `project_id`, `enterprise_project_id`, `image_type`, `dec`,
+//!   `vault_id`);
+//! * derived (`derived.rs`): sharing (rows per destination project, per
+//!   (destination, member status), and by number of members), the days of
+//!   `created_at`, the addresses of `backup_data`, the v1 keys of
+//!   `extend_info`;
 //! * ordered indexes ([`OrderKey`]): the live rows sorted by a key, then
 //!   `created_at`, then `id`, for `id`, `created_at`, `updated_at`,
 //!   `protected_at`, `name`, `status` (the sort keys: a page walks one from
@@ -31,8 +36,9 @@
 //! # Changes
 //!
 //! A batch is checked in full before anything is written, so a bad batch
-//! changes nothing; then each record is removed from every index (using the
-//! old column values), written, and indexed again. A large batch into a
+//! changes nothing; then each replaced record is removed from every index
+//! (using the old column values) and cleared, and each record written and
+//! indexed. A large batch into a
 //! small store skips the per-row ordered-index inserts and sorts once.
 //! Every structure is copy-on-write: cloning a store is cheap, and the clone
 //! shares everything until one side writes (see [`crate::Engine`]).
