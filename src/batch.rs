@@ -28,16 +28,7 @@ use crate::timestamp::Timestamp;
 /// assert_eq!(err.to_string(), "record 0: field `checkpoint_id`: missing required field");
 /// ```
 pub fn records_from_json(batch: &Value) -> Result<Vec<Record>, ChangeError> {
-    let Value::Array(items) = batch else {
-        return Err(ChangeError::MalformedBatch {
-            reason: "expected an array of records".into(),
-        });
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(index, v)| Record::from_json(v).map_err(|e| ChangeError::record(index, e)))
-        .collect()
+    records_from_value(batch.clone())
 }
 
 /// [`records_from_json`], consuming the batch: each record's strings and
