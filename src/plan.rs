@@ -187,6 +187,7 @@ impl<'s> Plan<'s> {
 
     /// Whether the live `row` passes every set (not the checks), given the
     /// plan's `row_tests`.
+    #[inline]
     pub(crate) fn contains(&self, store: &Store, tests: &[&RoaringBitmap], row: u32) -> bool {
         tests.iter().all(|rows| rows.contains(row))
             && self

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::quote::{Named, Quoted, Shown};
-use crate::schema::Field;
+use crate::schema::{Field, V1_EXTEND_INFO};
 use crate::timestamp::Timestamp;
 
 macro_rules! string_enum {
@@ -174,19 +174,12 @@ impl std::error::Error for RecordError {}
 /// The longest id accepted, in bytes.
 pub const MAX_ID_BYTES: usize = 255;
 
-/// The keys of `extend_info` that v1 sets from the record (SEMANTICS §6).
-pub(crate) const V1_EXTEND_KEYS: [&str; 6] = [
-    "resource_az",
-    "resource_name",
-    "resource_type",
-    "image_type",
-    "dec",
-    "size",
-];
-
-/// Whether a stored `extend_info` has one of the keys v1 sets itself.
+/// Whether a stored `extend_info` has one of the keys v1 sets itself
+/// (SEMANTICS §6).
 pub(crate) fn v1_keys_overlap(extend_info: &Map<String, Value>) -> bool {
-    V1_EXTEND_KEYS.iter().any(|k| extend_info.contains_key(*k))
+    V1_EXTEND_INFO
+        .iter()
+        .any(|(key, _)| extend_info.contains_key(*key))
 }
 
 fn type_name(v: &Value) -> &'static str {

@@ -124,9 +124,24 @@ macro_rules! record_fields {
 }
 pub(crate) use record_fields;
 
+/// `Some(N)` for a given position, `None` for none.
+macro_rules! position {
+    () => {
+        None
+    };
+    ($at:literal) => {
+        Some($at)
+    };
+}
+pub(crate) use position;
+
 /// The `Field` enum and its names.
 macro_rules! define_fields {
-    ($( { $variant:ident, $field:ident, $($rest:tt)* } )*) => {
+    ($( {
+        $variant:ident, $field:ident, $ty:ty, $presence:tt, $column:ident,
+        [$($bitmap:ident)?], [$($order:ident)?], [$($substring:ident)?], [$($index:ident)?],
+        [$($v1:literal)?], [$($v3:literal)?], [$($doc:literal)*]
+    } )*) => {
         /// A field of a record (SEMANTICS §1), in the order of §1.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub(crate) enum Field {
@@ -144,6 +159,19 @@ macro_rules! define_fields {
                 }
             }
 
+            /// Whether a response shows the field: it has a v1 or v3
+            /// position, or v1 sets an `extend_info` key from it. Row views
+            /// gather only these.
+            pub(crate) const fn shown(self) -> bool {
+                match self {
+                    $( Field::$variant => {
+                        let (v1, v3): (Option<usize>, Option<usize>) =
+                            (position!($($v1)?), position!($($v3)?));
+                        v1.is_some() || v3.is_some() || sets_v1_extend_key(Field::$variant)
+                    } )*
+                }
+            }
+
             /// The field with this wire name.
             pub(crate) fn named(name: &str) -> Option<Field> {
                 match name {
@@ -156,6 +184,28 @@ macro_rules! define_fields {
 }
 
 record_fields!(define_fields);
+
+/// The keys v1 sets in `extend_info` (SEMANTICS §6), in the order it sets
+/// them, each with the field its value comes from.
+pub(crate) const V1_EXTEND_INFO: [(&str, Field); 6] = [
+    ("resource_az", Field::ResourceAz),
+    ("resource_name", Field::ResourceName),
+    ("resource_type", Field::ResourceType),
+    ("image_type", Field::ImageType),
+    ("dec", Field::Dec),
+    ("size", Field::ResourceSize),
+];
+
+const fn sets_v1_extend_key(field: Field) -> bool {
+    let mut i = 0;
+    while i < V1_EXTEND_INFO.len() {
+        if V1_EXTEND_INFO[i].1 as usize == field as usize {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
 
 /// The number of fields of a record.
 pub(crate) const FIELD_COUNT: usize = Field::ALL.len();
@@ -199,17 +249,6 @@ pub(crate) const fn rendered_len(positions: [Option<usize>; FIELD_COUNT]) -> usi
     n
 }
 
-/// `Some(N)` for a given position, `None` for none.
-macro_rules! position {
-    () => {
-        None
-    };
-    ($at:literal) => {
-        Some($at)
-    };
-}
-pub(crate) use position;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +262,16 @@ mod tests {
         for &f in Field::ALL {
             assert_eq!(Field::named(f.name()), Some(f));
         }
+    }
+
+    #[test]
+    fn responses_show_all_but_the_filter_only_fields() {
+        let hidden: Vec<&str> = Field::ALL
+            .iter()
+            .filter(|f| !f.shown())
+            .map(|f| f.name())
+            .collect();
+        assert_eq!(hidden, ["policy_id", "members"]);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value};
 
 use crate::query::QueryError;
-use crate::record::{ImageType, Status, V1_EXTEND_KEYS};
-use crate::schema::{rendered, rendered_len, Field, FIELD_COUNT};
+use crate::record::{ImageType, Status};
+use crate::schema::{rendered, rendered_len, Field, FIELD_COUNT, V1_EXTEND_INFO};
 use crate::store::{RawJson, RowView};
 use crate::timestamp::Timestamp;
 
@@ -38,12 +38,14 @@ trait JsonValue {
 }
 
 impl JsonValue for &str {
+    #[inline]
     fn write_json(&self, out: &mut String) {
         push_str_json(out, self);
     }
 }
 
 impl JsonValue for Option<&str> {
+    #[inline]
     fn write_json(&self, out: &mut String) {
         match self {
             Some(s) => push_str_json(out, s),
@@ -53,30 +55,35 @@ impl JsonValue for Option<&str> {
 }
 
 impl JsonValue for u64 {
+    #[inline]
     fn write_json(&self, out: &mut String) {
         let _ = write!(out, "{self}");
     }
 }
 
 impl JsonValue for bool {
+    #[inline]
     fn write_json(&self, out: &mut String) {
         out.push_str(if *self { "true" } else { "false" });
     }
 }
 
 impl JsonValue for Status {
+    #[inline]
     fn write_json(&self, out: &mut String) {
         push_str_json(out, self.as_str());
     }
 }
 
 impl JsonValue for ImageType {
+    #[inline]
     fn write_json(&self, out: &mut String) {
         push_str_json(out, self.as_str());
     }
 }
 
 impl JsonValue for Timestamp {
+    #[inline]
     fn write_json(&self, out: &mut String) {
         out.push('"');
         out.push_str(std::str::from_utf8(&self.text()).unwrap_or_default());
@@ -85,6 +92,7 @@ impl JsonValue for Timestamp {
 }
 
 impl JsonValue for Option<Timestamp> {
+    #[inline]
     fn write_json(&self, out: &mut String) {
         match self {
             Some(t) => t.write_json(out),
@@ -94,6 +102,7 @@ impl JsonValue for Option<Timestamp> {
 }
 
 impl JsonValue for RawJson<'_> {
+    #[inline]
     fn write_json(&self, out: &mut String) {
         out.push_str(self.0);
     }
@@ -197,7 +206,7 @@ fn v1_extend_info_by(out: &mut String, item: &Item<'_>, may_splice: bool) {
         .filter(|_| may_splice && !item.v1_keys_overlap)
     else {
         let mut extend: Map<String, Value> = serde_json::from_str(stored).unwrap_or_default();
-        let [az, name, kind, image, dec, size] = V1_EXTEND_KEYS;
+        let [az, name, kind, image, dec, size] = V1_EXTEND_INFO.map(|(key, _)| key);
         extend.insert(az.into(), v.resource_az.into());
         extend.insert(name.into(), v.resource_name.into());
         extend.insert(kind.into(), v.resource_type.into());
@@ -213,7 +222,7 @@ fn v1_extend_info_by(out: &mut String, item: &Item<'_>, may_splice: bool) {
         out,
         first: inner.is_empty(),
     };
-    let [az, name, kind, image, dec, size] = V1_EXTEND_KEYS;
+    let [az, name, kind, image, dec, size] = V1_EXTEND_INFO.map(|(key, _)| key);
     o.value(az, &v.resource_az)
         .value(name, &v.resource_name)
         .value(kind, &v.resource_type)
@@ -338,6 +347,22 @@ mod tests {
             assert_eq!(value["size"], 40);
             assert_eq!(value["resource_name"], "vm \"1\"\n");
         }
+    }
+
+    /// The six keys are written from the fields the table pairs them with.
+    #[test]
+    fn v1_extend_keys_come_from_their_fields() {
+        assert_eq!(
+            V1_EXTEND_INFO.map(|(_, field)| field),
+            [
+                Field::ResourceAz,
+                Field::ResourceName,
+                Field::ResourceType,
+                Field::ImageType,
+                Field::Dec,
+                Field::ResourceSize
+            ]
+        );
     }
 
     #[test]

@@ -7,15 +7,12 @@
 mod explain;
 mod page;
 
-use std::fmt;
-
 use roaring::RoaringBitmap;
 
 pub use explain::Explain;
 
 use crate::plan::Plan;
 use crate::query::{validate, Query, QueryError, Scope};
-use crate::quote::Quoted;
 use crate::record::Record;
 use crate::store::{BitmapKey, Store};
 
@@ -29,16 +26,7 @@ pub(crate) enum ExecError {
     },
 }
 
-impl fmt::Display for ExecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExecError::MarkerNotFound { marker } => {
-                write!(f, "marker {} not found", Quoted(marker))
-            }
-        }
-    }
-}
-
+/// The query boundary words it, the same for typed and parsed requests.
 impl From<ExecError> for QueryError {
     fn from(e: ExecError) -> QueryError {
         match e {

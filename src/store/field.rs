@@ -39,6 +39,8 @@ pub(crate) trait FieldColumn<V: CheckValue>: Clone + Default + fmt::Debug {
     fn clear(&mut self, row: usize);
     /// The value of a live row, borrowed.
     fn view(&self, row: usize) -> Self::View<'_>;
+    /// What a row view holds for a field no response shows (never read).
+    fn unseen(&self) -> Self::View<'_>;
     /// The value of a live row, as the record holds it.
     fn read(&self, row: usize) -> V;
     /// Whether `value` differs from the live row's.
@@ -73,10 +75,12 @@ pub(crate) trait Ordered {
     /// column at once, where there is such a mapping.
     fn ranker(&self) -> Option<impl Fn(usize) -> u64 + Sync + '_>;
     /// A string key's text at a live row (`None` for other keys).
+    #[inline]
     fn text(&self, _row: usize) -> Option<&str> {
         None
     }
     /// Whether some row may hold `value` (a dictionary knows for sure).
+    #[inline]
     fn may_hold(&self, _value: &str) -> bool {
         true
     }
@@ -96,12 +100,18 @@ impl FieldColumn<String> for StrColumn {
     fn clear(&mut self, row: usize) {
         self.set(row, None);
     }
+    #[inline]
     fn view(&self, row: usize) -> &str {
         self.str(row)
     }
+    fn unseen(&self) -> &str {
+        ""
+    }
+    #[inline]
     fn read(&self, row: usize) -> String {
         self.str(row).to_owned()
     }
+    #[inline]
     fn differs(&self, row: usize, value: &String) -> bool {
         self.str(row) != value
     }
@@ -129,12 +139,14 @@ fn check_nulls(col: &StrColumn, live: &RoaringBitmap) -> Result<(), String> {
 }
 
 impl Ordered for StrColumn {
+    #[inline]
     fn cmp_rows(&self, a: usize, b: usize) -> Ordering {
         self.str(a).as_bytes().cmp(self.str(b).as_bytes())
     }
     fn ranker(&self) -> Option<impl Fn(usize) -> u64 + Sync + '_> {
         None::<fn(usize) -> u64>
     }
+    #[inline]
     fn text(&self, row: usize) -> Option<&str> {
         Some(self.str(row))
     }
@@ -154,12 +166,18 @@ impl FieldColumn<String> for DictColumn {
     fn clear(&mut self, row: usize) {
         DictColumn::clear(self, row);
     }
+    #[inline]
     fn view(&self, row: usize) -> &str {
         self.str(row)
     }
+    fn unseen(&self) -> &str {
+        ""
+    }
+    #[inline]
     fn read(&self, row: usize) -> String {
         self.str(row).to_owned()
     }
+    #[inline]
     fn differs(&self, row: usize, value: &String) -> bool {
         self.str(row) != value
     }
@@ -183,12 +201,18 @@ impl FieldColumn<Option<String>> for DictColumn {
     fn clear(&mut self, row: usize) {
         DictColumn::clear(self, row);
     }
+    #[inline]
     fn view(&self, row: usize) -> Option<&str> {
         self.get(row)
     }
+    fn unseen(&self) -> Option<&str> {
+        None
+    }
+    #[inline]
     fn read(&self, row: usize) -> Option<String> {
         self.get(row).map(str::to_owned)
     }
+    #[inline]
     fn differs(&self, row: usize, value: &Option<String>) -> bool {
         self.get(row) != value.as_deref()
     }
@@ -239,9 +263,11 @@ impl Ordered for DictColumn {
                 .unwrap_or(0)
         })
     }
+    #[inline]
     fn text(&self, row: usize) -> Option<&str> {
         Some(self.str(row))
     }
+    #[inline]
     fn may_hold(&self, value: &str) -> bool {
         self.dict.code(value).is_some()
     }
@@ -277,6 +303,7 @@ impl Fixed for ImageType {
 }
 
 impl Enumerated for bool {
+    #[inline]
     fn code(self) -> u32 {
         u32::from(self)
     }
@@ -296,6 +323,7 @@ impl Enumerated for bool {
 macro_rules! enumerated {
     ($($ty:ty),*) => {
         $(impl Enumerated for $ty {
+            #[inline]
             fn code(self) -> u32 {
                 self as u32
             }
@@ -320,12 +348,18 @@ impl<T: Fixed + CheckValue<Checked = ()>> FieldColumn<T> for Chunked<T> {
         self.set(row, *value);
     }
     fn clear(&mut self, _row: usize) {}
+    #[inline]
     fn view(&self, row: usize) -> T {
         *self.get(row)
     }
+    fn unseen(&self) -> T {
+        T::EMPTY
+    }
+    #[inline]
     fn read(&self, row: usize) -> T {
         *self.get(row)
     }
+    #[inline]
     fn differs(&self, row: usize, value: &T) -> bool {
         self.get(row) != value
     }
@@ -390,12 +424,18 @@ impl FieldColumn<Timestamp> for TimeColumn {
         self.0.set(row, value.as_micros());
     }
     fn clear(&mut self, _row: usize) {}
+    #[inline]
     fn view(&self, row: usize) -> Timestamp {
         Timestamp::from_micros(self.micros(row)).unwrap_or(Timestamp::MIN)
     }
+    fn unseen(&self) -> Timestamp {
+        Timestamp::MIN
+    }
+    #[inline]
     fn read(&self, row: usize) -> Timestamp {
         <TimeColumn as FieldColumn<Timestamp>>::view(self, row)
     }
+    #[inline]
     fn differs(&self, row: usize, value: &Timestamp) -> bool {
         self.micros(row) != value.as_micros()
     }
@@ -415,12 +455,18 @@ impl FieldColumn<Option<Timestamp>> for TimeColumn {
             .set(row, value.map_or(NULL_TIME, Timestamp::as_micros));
     }
     fn clear(&mut self, _row: usize) {}
+    #[inline]
     fn view(&self, row: usize) -> Option<Timestamp> {
         Timestamp::from_micros(self.micros(row))
     }
+    fn unseen(&self) -> Option<Timestamp> {
+        None
+    }
+    #[inline]
     fn read(&self, row: usize) -> Option<Timestamp> {
         <TimeColumn as FieldColumn<Option<Timestamp>>>::view(self, row)
     }
+    #[inline]
     fn differs(&self, row: usize, value: &Option<Timestamp>) -> bool {
         self.micros(row) != value.map_or(NULL_TIME, Timestamp::as_micros)
     }
@@ -472,12 +518,18 @@ macro_rules! json_column {
             fn clear(&mut self, row: usize) {
                 self.0.set(row, None);
             }
+            #[inline]
             fn view(&self, row: usize) -> RawJson<'_> {
                 RawJson(self.0.str(row))
             }
+            fn unseen(&self) -> RawJson<'_> {
+                RawJson("")
+            }
+            #[inline]
             fn read(&self, row: usize) -> $ty {
                 self.parsed(row)
             }
+            #[inline]
             fn differs(&self, row: usize, value: &$ty) -> bool {
                 &self.parsed::<$ty>(row) != value
             }
@@ -543,9 +595,18 @@ impl FieldColumn<Vec<Member>> for MembersColumn {
             }
         }
     }
+    #[inline]
     fn view(&self, row: usize) -> MembersOf<'_> {
         MembersOf { column: self, row }
     }
+    /// No row: reading it gives no member.
+    fn unseen(&self) -> MembersOf<'_> {
+        MembersOf {
+            column: self,
+            row: usize::MAX,
+        }
+    }
+    #[inline]
     fn read(&self, row: usize) -> Vec<Member> {
         self.of(row)
             .iter()
@@ -555,6 +616,7 @@ impl FieldColumn<Vec<Member>> for MembersColumn {
             })
             .collect()
     }
+    #[inline]
     fn differs(&self, row: usize, value: &Vec<Member>) -> bool {
         let held = self.of(row);
         held.len() != value.len()

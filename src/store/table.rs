@@ -17,6 +17,7 @@ use super::field::{time_rank, Coded, FieldColumn, JsonColumn, MembersColumn, Ord
 use crate::batch::Checked;
 use crate::index::{DayIndex, ExtendOverlap, IpIndex, SharingIndex};
 use crate::record::{ImageType, Member, Record, Status};
+use crate::schema::Field;
 use crate::timestamp::Timestamp;
 
 /// The store type of a column kind of the table.
@@ -111,10 +112,9 @@ macro_rules! store_table {
             $( $( pub(crate) $field: $index, )? )*
         }
 
-        /// A live row's fields, borrowed from the columns (what the
-        /// renderer reads). Every field is viewable; each API's renderer
-        /// reads the ones it shows (neither shows `policy_id` or `members`
-        /// today, and the members' view is free until read).
+        /// A live row's fields, borrowed from the columns: what the
+        /// renderer reads. The fields no response shows (`policy_id`,
+        /// `members`) hold a placeholder.
         #[derive(Clone, Copy)]
         #[allow(dead_code)]
         pub(crate) struct RowView<'a> {
@@ -138,11 +138,16 @@ macro_rules! store_table {
                 $( <column!($column, $ty) as FieldColumn<$ty>>::clear(&mut self.$field, row); )*
             }
 
-            /// A live row's fields, borrowed.
+            /// A live row's fields, borrowed: those a response shows
+            /// (`Field::shown`, a constant); the rest are not gathered.
             #[inline]
             pub(crate) fn view(&self, row: usize) -> RowView<'_> {
                 RowView {
-                    $( $field: <column!($column, $ty) as FieldColumn<$ty>>::view(&self.$field, row), )*
+                    $( $field: if const { Field::$variant.shown() } {
+                        <column!($column, $ty) as FieldColumn<$ty>>::view(&self.$field, row)
+                    } else {
+                        <column!($column, $ty) as FieldColumn<$ty>>::unseen(&self.$field)
+                    }, )*
                 }
             }
 
