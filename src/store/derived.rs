@@ -27,6 +27,11 @@ pub(crate) trait RowIndex<V: CheckValue, C: FieldColumn<V>>: Default {
     /// Where its memory is accounted.
     const MEMORY: IndexMemory = IndexMemory::Bitmaps;
 
+    /// Whether the index is keyed by the field's value alone (not by
+    /// dictionary codes, which a replacement may hand out anew): then a
+    /// replacement that keeps the value leaves the index as it is.
+    const BY_VALUE: bool = true;
+
     /// Adds a freshly written row: its value as ingested, and as the column
     /// now holds it.
     fn insert(&mut self, row: u32, value: &V, view: C::View<'_>);
@@ -107,6 +112,10 @@ impl RowIndex<Map<String, Value>, JsonColumn> for IpIndex {
 }
 
 impl RowIndex<Vec<Member>, MembersColumn> for SharingIndex {
+    /// Keyed by destination codes, which a replacement releases and takes
+    /// again.
+    const BY_VALUE: bool = false;
+
     fn insert(&mut self, row: u32, _: &Vec<Member>, members: MembersOf<'_>) {
         SharingIndex::insert(self, row, members.codes());
     }

@@ -45,6 +45,11 @@ pub(crate) trait FieldColumn<V: CheckValue>: Clone + Default + fmt::Debug {
     fn read(&self, row: usize) -> V;
     /// Whether `value` differs from the live row's.
     fn differs(&self, row: usize, value: &V) -> bool;
+    /// Whether the live row already holds `value` as checked (the cheap
+    /// way where there is one: an opaque part compares its text).
+    fn holds(&self, row: usize, value: &V, _checked: &V::Checked) -> bool {
+        !self.differs(row, value)
+    }
     /// Approximate heap bytes, counting shared chunks in full.
     fn heap_bytes(&self) -> usize;
     /// Checks the column's own invariants against the live rows.
@@ -532,6 +537,9 @@ macro_rules! json_column {
             #[inline]
             fn differs(&self, row: usize, value: &$ty) -> bool {
                 &self.parsed::<$ty>(row) != value
+            }
+            fn holds(&self, row: usize, _: &$ty, text: &String) -> bool {
+                self.0.get(row) == Some(text.as_str())
             }
             fn heap_bytes(&self) -> usize {
                 self.0.heap_bytes()

@@ -62,7 +62,7 @@ use crate::error::ChangeError;
 use crate::index::{BitmapIndex, SortedSeq, TrigramIndex};
 use crate::record::Record;
 use dict::NULL_CODE;
-use table::{Columns, Derived, OrderSet, ORDERS};
+use table::{Columns, Derived, Kept, OrderSet, ORDERS};
 
 /// The most rows a store holds (row ids are `u32`).
 pub const MAX_RECORDS: u64 = u32::MAX as u64;
@@ -196,20 +196,21 @@ impl Store {
             self.idx.derived.begin_bulk();
         }
         for ((record, checked), existing) in records.iter().zip(&checked).zip(existing) {
-            let (row, orders) = match existing {
+            let (row, orders, kept) = match existing {
                 Some(row) => {
                     let orders = if bulk {
                         [false; ORDERS]
                     } else {
                         self.cols.moved_orders(row as usize, record)
                     };
-                    self.unindex(row, &orders);
-                    (row, orders)
+                    let kept = Derived::kept(&self.cols, row as usize, record, checked);
+                    self.unindex(row, &orders, &kept);
+                    (row, orders, kept)
                 }
-                None => (self.alloc_row(), [!bulk; ORDERS]),
+                None => (self.alloc_row(), [!bulk; ORDERS], Kept::default()),
             };
             self.cols.write(row as usize, record, checked);
-            self.index(row, record, &orders);
+            self.index(row, record, &orders, &kept);
         }
         if bulk {
             self.idx.derived.end_bulk();
@@ -229,7 +230,7 @@ impl Store {
     pub fn delete<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<usize, ChangeError> {
         let rows = batch::check_delete(ids, |id| self.row_of(id))?;
         for row in rows {
-            self.unindex(row, &[true; ORDERS]);
+            self.unindex(row, &[true; ORDERS], &Kept::default());
             self.live.remove(row);
             self.free.insert(row);
         }
@@ -254,8 +255,9 @@ impl Store {
     }
 
     /// Adds a freshly written row to every index; of the ordered indexes,
-    /// to those flagged in `orders`.
-    fn index(&mut self, row: u32, record: &Record, orders: &OrderSet) {
+    /// to those flagged in `orders`; of the derived ones, to those not
+    /// `kept`.
+    fn index(&mut self, row: u32, record: &Record, orders: &OrderSet, kept: &Kept) {
         let (c, x, i) = (&self.cols, &mut self.idx, row as usize);
         for (&key, index) in BitmapKey::ALL.iter().zip(&mut x.bitmaps) {
             let code = c.code(key, i);
@@ -271,7 +273,7 @@ impl Store {
                 grams.insert(code, col.dict.value(code));
             }
         }
-        x.derived.insert(row, c, record);
+        x.derived.insert(row, c, record, kept);
         for (&key, seq) in OrderKey::ALL.iter().zip(&mut x.orders) {
             if orders[key as usize] {
                 seq.insert_by(row, |&a, &b| c.cmp_rows(key, a, b));
@@ -280,9 +282,9 @@ impl Store {
     }
 
     /// Removes a live row from every index (of the ordered ones, from those
-    /// flagged in `orders`), reading its current column values, then clears
-    /// the row.
-    fn unindex(&mut self, row: u32, orders: &OrderSet) {
+    /// flagged in `orders`; of the derived ones, from those not `kept`),
+    /// reading its current column values, then clears the row.
+    fn unindex(&mut self, row: u32, orders: &OrderSet, kept: &Kept) {
         let (c, x, i) = (&self.cols, &mut self.idx, row as usize);
         // First, while the comparators can still read the old keys.
         for (&key, seq) in OrderKey::ALL.iter().zip(&mut x.orders) {
@@ -301,7 +303,7 @@ impl Store {
                 grams.remove(code, col.dict.value(code));
             }
         }
-        x.derived.remove(row, c);
+        x.derived.remove(row, c, kept);
         self.cols.clear(i);
     }
 

@@ -30,6 +30,13 @@ macro_rules! column {
     (Members, $ty:ty) => { MembersColumn };
 }
 
+/// A flag per derived index (the index type only selects the field).
+macro_rules! flag {
+    ($index:ident) => {
+        bool
+    };
+}
+
 macro_rules! store_table {
     ($( {
         $variant:ident, $field:ident, $ty:ty, $presence:tt, $column:ident,
@@ -248,19 +255,41 @@ macro_rules! store_table {
             }
         }
 
+        /// Which derived indexes a replacement leaves as they are: those
+        /// keyed by their field's value whose value it keeps (a status
+        /// change does not parse `backup_data` again for the ip index).
+        #[derive(Debug, Clone, Copy, Default)]
+        pub(crate) struct Kept {
+            $( $( pub(crate) $field: flag!($index), )? )*
+        }
+
         impl Derived {
-            /// Adds a freshly written row.
-            pub(crate) fn insert(&mut self, row: u32, cols: &Columns, r: &Record) {
-                $( $( <$index as RowIndex<$ty, column!($column, $ty)>>::insert(
-                    &mut self.$field, row, &r.$field,
-                    <column!($column, $ty) as FieldColumn<$ty>>::view(&cols.$field, row as usize)); )? )*
+            /// What replacing a live row by `r` leaves as it is.
+            pub(crate) fn kept(cols: &Columns, row: usize, r: &Record, checked: &Checked) -> Kept {
+                Kept {
+                    $( $( $field: <$index as RowIndex<$ty, column!($column, $ty)>>::BY_VALUE
+                        && <column!($column, $ty) as FieldColumn<$ty>>::holds(
+                            &cols.$field, row, &r.$field, &checked.$field), )? )*
+                }
             }
 
-            /// Removes a live row, reading its current values.
-            pub(crate) fn remove(&mut self, row: u32, cols: &Columns) {
-                $( $( <$index as RowIndex<$ty, column!($column, $ty)>>::remove(
-                    &mut self.$field, row,
-                    <column!($column, $ty) as FieldColumn<$ty>>::view(&cols.$field, row as usize)); )? )*
+            /// Adds a freshly written row to the indexes not `kept`.
+            pub(crate) fn insert(&mut self, row: u32, cols: &Columns, r: &Record, kept: &Kept) {
+                $( $( if !kept.$field {
+                    <$index as RowIndex<$ty, column!($column, $ty)>>::insert(
+                        &mut self.$field, row, &r.$field,
+                        <column!($column, $ty) as FieldColumn<$ty>>::view(&cols.$field, row as usize));
+                } )? )*
+            }
+
+            /// Removes a live row from the indexes not `kept`, reading its
+            /// current values.
+            pub(crate) fn remove(&mut self, row: u32, cols: &Columns, kept: &Kept) {
+                $( $( if !kept.$field {
+                    <$index as RowIndex<$ty, column!($column, $ty)>>::remove(
+                        &mut self.$field, row,
+                        <column!($column, $ty) as FieldColumn<$ty>>::view(&cols.$field, row as usize));
+                } )? )*
             }
 
             /// Before a bulk load: inserts may be gathered.
