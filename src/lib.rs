@@ -55,6 +55,7 @@
 
 mod api;
 mod batch;
+mod codec;
 mod engine;
 mod error;
 mod exec;
@@ -81,7 +82,10 @@ pub use query::{
     SortKey, DEFAULT_MAX_LIMIT,
 };
 pub use record::{ImageType, Member, MemberStatus, Record, RecordError, Status, MAX_ID_BYTES};
-pub use store::{MemoryUsage, Store, MAX_RECORDS};
+pub use store::{
+    MemoryUsage, Restored, SnapshotError, Store, MAX_POSITION_BYTES, MAX_RECORDS, SNAPSHOT_MAGIC,
+    SNAPSHOT_VERSION,
+};
 pub use timestamp::{Timestamp, TimestampError};
 
 /// The README's examples, compiled and run as doc tests.

@@ -9,7 +9,7 @@ use std::path::Path;
 /// The library's top-level modules, lowest layer first. A module may use
 /// modules of lower layers only.
 const LAYERS: &[&[&str]] = &[
-    &["timestamp", "quote", "schema"],
+    &["timestamp", "quote", "schema", "codec"],
     &["record"],
     &["error"],
     &["batch", "index", "query", "synth"],

@@ -8,6 +8,8 @@ use rustc_hash::{FxHashMap, FxHasher};
 use std::mem::size_of;
 use std::sync::Arc;
 
+use crate::codec::{Decoder, Encoder, Malformed, Persist};
+
 const SHARD_BITS: u32 = 10;
 const SHARDS: usize = 1 << SHARD_BITS;
 
@@ -109,5 +111,31 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
                 .iter()
                 .map(|s| s.capacity() * (size_of::<(K, V)>() + 1))
                 .sum::<usize>()
+    }
+}
+
+/// Stored as its entries, in no order; a key read twice is an error.
+impl<K: Hash + Eq + Clone + Persist, V: Clone + Persist> Persist for CowMap<K, V> {
+    const MIN_BYTES: usize = 8;
+    fn save(&self, out: &mut Encoder) {
+        out.len(self.len);
+        for (k, v) in self.iter() {
+            k.save(out);
+            v.save(out);
+        }
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<CowMap<K, V>, Malformed> {
+        let n = input.count(K::MIN_BYTES + V::MIN_BYTES)?;
+        let mut map = CowMap::default();
+        for _ in 0..n {
+            let key = K::load(input)?;
+            let value = V::load(input)?;
+            let before = map.len();
+            map.entry_or_insert_with(key, || value);
+            if map.len() == before {
+                return Err(input.malformed("a key is stored twice"));
+            }
+        }
+        Ok(map)
     }
 }

@@ -3,6 +3,7 @@
 //! clone (one per batch of changes) is cheap.
 
 mod cow_map;
+mod persist;
 mod sorted;
 
 use std::net::IpAddr;

@@ -9,6 +9,8 @@ use std::cmp::Ordering;
 use std::mem::size_of;
 use std::sync::Arc;
 
+use crate::codec::{Decoder, Encoder, Malformed, Persist};
+
 const LEAF_MAX: usize = 512;
 /// A leaf this small is merged into its neighbour, so deletes do not leave
 /// the index full of near-empty leaves.
@@ -214,6 +216,20 @@ impl<T: Clone> SortedSeq<T> {
             prev = Some(e);
         }
         Ok(())
+    }
+}
+
+/// Stored as its entries in order; read back with full leaves.
+impl<T: Clone + Persist> Persist for SortedSeq<T> {
+    const MIN_BYTES: usize = 8;
+    fn save(&self, out: &mut Encoder) {
+        out.len(self.len);
+        for item in self.iter() {
+            item.save(out);
+        }
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<SortedSeq<T>, Malformed> {
+        input.seq().map(SortedSeq::from_sorted)
     }
 }
 

@@ -213,7 +213,7 @@ fn scope() -> impl Strategy<Value = Scope> {
 }
 
 /// A request: a path (mostly the scope's own project) and a query string.
-fn request() -> impl Strategy<Value = (Scope, String, String)> {
+pub(super) fn request() -> impl Strategy<Value = (Scope, String, String)> {
     (scope(), 0usize..4, proptest::bool::weighted(0.05)).prop_flat_map(|(scope, api, foreign)| {
         let project = if foreign {
             "p9".to_owned()

@@ -4,4 +4,5 @@
 //! as test code, so that no module below depends on the oracle.
 
 mod api;
+mod snapshot;
 mod store;

@@ -177,12 +177,12 @@ pub(crate) fn record() -> impl Strategy<Value = Record> {
 }
 
 #[derive(Debug, Clone)]
-enum Op {
+pub(super) enum Op {
     Upsert(Vec<Record>),
     Delete(Vec<String>),
 }
 
-fn op() -> impl Strategy<Value = Op> {
+pub(super) fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => proptest::collection::vec(record(), 0..8).prop_map(Op::Upsert),
         1 => proptest::collection::vec(s(IDS), 0..4).prop_map(Op::Delete),

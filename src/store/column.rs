@@ -9,6 +9,8 @@
 use std::mem::size_of;
 use std::sync::Arc;
 
+use crate::codec::{Decoder, Encoder, Malformed, Persist};
+
 /// Rows per chunk. A power of two so that a row's chunk is a shift away.
 const CHUNK_BITS: usize = 10;
 const CHUNK: usize = 1 << CHUNK_BITS;
@@ -236,6 +238,114 @@ impl StrColumn {
                 .iter()
                 .map(|c| 16 + size_of::<StrChunk>() + c.bytes.capacity() + c.spans.capacity() * 8)
                 .sum::<usize>()
+    }
+}
+
+/// Stored as its values in row order; read back in full chunks.
+impl<T: Clone + Persist> Persist for Chunked<T> {
+    const MIN_BYTES: usize = 8;
+    fn save(&self, out: &mut Encoder) {
+        out.len(self.len);
+        for value in self.iter() {
+            value.save(out);
+        }
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<Chunked<T>, Malformed> {
+        let n = input.count(T::MIN_BYTES)?;
+        let mut chunks = Vec::with_capacity(n.div_ceil(CHUNK));
+        let mut left = n;
+        while left > 0 {
+            let size = left.min(CHUNK);
+            let mut chunk = Vec::with_capacity(CHUNK);
+            for _ in 0..size {
+                chunk.push(T::load(input)?);
+            }
+            chunks.push(Arc::new(chunk));
+            left -= size;
+        }
+        Ok(Chunked { chunks, len: n })
+    }
+}
+
+impl<T: Clone + Persist> Persist for Sparse<T> {
+    const MIN_BYTES: usize = 8;
+    fn save(&self, out: &mut Encoder) {
+        self.values.save(out);
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<Sparse<T>, Malformed> {
+        Ok(Sparse {
+            values: Persist::load(input)?,
+        })
+    }
+}
+
+impl<T: Clone> Sparse<T> {
+    /// The highest row holding a value.
+    pub(crate) fn max_row(&self) -> Option<u32> {
+        self.values.iter().map(|(r, _)| *r).max()
+    }
+}
+
+/// Each chunk as its spans' lengths (null as `u32::MAX`), then its live
+/// text in row order: written compacted, so a snapshot holds no garbage.
+impl Persist for StrColumn {
+    const MIN_BYTES: usize = 8;
+    fn save(&self, out: &mut Encoder) {
+        out.len(self.len);
+        for chunk in &self.chunks {
+            let mut text = 0;
+            for &(_, len) in &chunk.spans {
+                out.u32(len);
+                if len != NULL_LEN {
+                    text += len as usize;
+                }
+            }
+            out.len(text);
+            for j in 0..chunk.spans.len() {
+                out.bytes
+                    .extend_from_slice(chunk.get(j).unwrap_or("").as_bytes());
+            }
+        }
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<StrColumn, Malformed> {
+        let n = input.count(4)?;
+        let mut chunks = Vec::with_capacity(n.div_ceil(CHUNK));
+        let mut left = n;
+        while left > 0 {
+            let size = left.min(CHUNK);
+            let mut spans = Vec::with_capacity(CHUNK);
+            let mut start = 0u64;
+            for _ in 0..size {
+                let len = input.u32()?;
+                if len == NULL_LEN {
+                    spans.push((0, NULL_LEN));
+                } else {
+                    spans.push((start as u32, len));
+                    start += u64::from(len);
+                }
+            }
+            let text = input.str()?;
+            if text.len() as u64 != start || start > u64::from(u32::MAX) {
+                return Err(input.malformed(format!(
+                    "a chunk's spans add up to {start} bytes, its text has {}",
+                    text.len()
+                )));
+            }
+            // Each span must fall on character boundaries.
+            if spans
+                .iter()
+                .any(|&(s, l)| l != NULL_LEN && text.get(s as usize..(s + l) as usize).is_none())
+            {
+                return Err(input.malformed("a span splits a character"));
+            }
+            chunks.push(Arc::new(StrChunk {
+                bytes: text.to_owned(),
+                spans,
+                garbage: 0,
+            }));
+            left -= size;
+        }
+        Ok(StrColumn { chunks, len: n })
     }
 }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::column::Chunked;
+use crate::codec::{Decoder, Encoder, Malformed, Persist};
 use crate::index::CowMap;
 
 /// The code of a null value. Never handed out for a string.
@@ -192,5 +193,91 @@ impl DictColumn {
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.dict.heap_bytes() + self.codes.heap_bytes()
+    }
+}
+
+/// Stored as its values by code (freed codes as null), their reference
+/// counts and the free codes; the value-to-code map is rebuilt, checking
+/// that no value has two codes.
+impl Persist for Dict {
+    const MIN_BYTES: usize = 24;
+    fn save(&self, out: &mut Encoder) {
+        out.len(self.values.len());
+        for value in self.values.iter() {
+            match value {
+                None => out.u8(0),
+                Some(v) => {
+                    out.u8(1);
+                    out.str(v);
+                }
+            }
+        }
+        self.refs.save(out);
+        out.seq(self.free.iter());
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<Dict, Malformed> {
+        let n = input.count(1)?;
+        let mut dict = Dict::default();
+        for code in 0..n as u32 {
+            let value = match input.u8()? {
+                0 => None,
+                1 => {
+                    let text: Arc<str> = Arc::from(input.str()?);
+                    let before = dict.codes.len();
+                    dict.codes.entry_or_insert_with(text.clone(), || code);
+                    if dict.codes.len() == before {
+                        return Err(input.malformed(format!("the value {text:?} has two codes")));
+                    }
+                    Some(text)
+                }
+                other => return Err(input.malformed(format!("{other} is not an option tag"))),
+            };
+            dict.values.push(value);
+        }
+        dict.refs = Persist::load(input)?;
+        dict.free = input.seq()?;
+        if dict.refs.len() != n {
+            return Err(input.malformed(format!(
+                "{n} values but {} reference counts",
+                dict.refs.len()
+            )));
+        }
+        let live_mismatch = (0..n).any(|c| dict.values.get(c).is_some() != (*dict.refs.get(c) > 0));
+        let bad_free = dict
+            .free
+            .iter()
+            .any(|&c| c as usize >= n || dict.values.get(c as usize).is_some());
+        if live_mismatch || bad_free {
+            return Err(input.malformed("reference counts, values and free codes disagree"));
+        }
+        Ok(dict)
+    }
+}
+
+/// The dictionary, then one code per row; every code is null or one the
+/// dictionary has.
+impl Persist for DictColumn {
+    const MIN_BYTES: usize = 32;
+    fn save(&self, out: &mut Encoder) {
+        self.dict.save(out);
+        self.codes.save(out);
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<DictColumn, Malformed> {
+        let dict = Dict::load(input)?;
+        let codes: Chunked<u32> = Persist::load(input)?;
+        let bound = dict.code_bound();
+        if codes.iter().any(|&c| c != NULL_CODE && c as usize >= bound) {
+            return Err(input.malformed(format!(
+                "a row holds a code the dictionary of {bound} codes lacks"
+            )));
+        }
+        Ok(DictColumn { dict, codes })
+    }
+}
+
+impl DictColumn {
+    /// The number of rows.
+    pub(crate) fn len(&self) -> usize {
+        self.codes.len()
     }
 }

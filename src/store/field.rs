@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use super::column::{Chunked, Sparse, StrColumn};
 use super::dict::{Dict, DictColumn, NULL_CODE};
 use crate::batch::CheckValue;
+use crate::codec::{Decoder, Encoder, Malformed, Persist};
 use crate::record::{ImageType, Member, MemberStatus, Status};
 use crate::timestamp::Timestamp;
 
@@ -52,6 +53,9 @@ pub(crate) trait FieldColumn<V: CheckValue>: Clone + Default + fmt::Debug {
     }
     /// Approximate heap bytes, counting shared chunks in full.
     fn heap_bytes(&self) -> usize;
+    /// Whether the column has exactly `rows` rows (checked when a snapshot
+    /// is read, so that no later access can fall outside a column).
+    fn fits(&self, rows: usize) -> bool;
     /// Checks the column's own invariants against the live rows.
     ///
     /// # Errors
@@ -123,6 +127,9 @@ impl FieldColumn<String> for StrColumn {
     fn heap_bytes(&self) -> usize {
         StrColumn::heap_bytes(self)
     }
+    fn fits(&self, rows: usize) -> bool {
+        self.len() == rows
+    }
     fn check(&self, live: &RoaringBitmap) -> Result<(), String> {
         check_nulls(self, live)
     }
@@ -189,6 +196,9 @@ impl FieldColumn<String> for DictColumn {
     fn heap_bytes(&self) -> usize {
         DictColumn::heap_bytes(self)
     }
+    fn fits(&self, rows: usize) -> bool {
+        self.len() == rows
+    }
     fn check(&self, live: &RoaringBitmap) -> Result<(), String> {
         self.check_refs(live)
     }
@@ -223,6 +233,9 @@ impl FieldColumn<Option<String>> for DictColumn {
     }
     fn heap_bytes(&self) -> usize {
         DictColumn::heap_bytes(self)
+    }
+    fn fits(&self, rows: usize) -> bool {
+        self.len() == rows
     }
     fn check(&self, live: &RoaringBitmap) -> Result<(), String> {
         self.check_refs(live)
@@ -371,6 +384,9 @@ impl<T: Fixed + CheckValue<Checked = ()>> FieldColumn<T> for Chunked<T> {
     fn heap_bytes(&self) -> usize {
         Chunked::heap_bytes(self)
     }
+    fn fits(&self, rows: usize) -> bool {
+        self.len() == rows
+    }
 }
 
 impl<T: Enumerated> Coded for Chunked<T> {
@@ -447,6 +463,9 @@ impl FieldColumn<Timestamp> for TimeColumn {
     fn heap_bytes(&self) -> usize {
         self.0.heap_bytes()
     }
+    fn fits(&self, rows: usize) -> bool {
+        self.0.len() == rows
+    }
 }
 
 impl FieldColumn<Option<Timestamp>> for TimeColumn {
@@ -477,6 +496,9 @@ impl FieldColumn<Option<Timestamp>> for TimeColumn {
     }
     fn heap_bytes(&self) -> usize {
         self.0.heap_bytes()
+    }
+    fn fits(&self, rows: usize) -> bool {
+        self.0.len() == rows
     }
 }
 
@@ -543,6 +565,9 @@ macro_rules! json_column {
             }
             fn heap_bytes(&self) -> usize {
                 self.0.heap_bytes()
+            }
+            fn fits(&self, rows: usize) -> bool {
+                self.0.len() == rows
             }
             fn check(&self, live: &RoaringBitmap) -> Result<(), String> {
                 check_nulls(&self.0, live)
@@ -637,6 +662,16 @@ impl FieldColumn<Vec<Member>> for MembersColumn {
             + self.rows.iter().map(|(_, m)| m.len() * 8).sum::<usize>()
             + self.dests.heap_bytes()
     }
+    /// Rows past the end hold no members, and every destination is a
+    /// code of the dictionary.
+    fn fits(&self, rows: usize) -> bool {
+        let bound = self.dests.code_bound();
+        self.rows.max_row().is_none_or(|r| (r as usize) < rows)
+            && self
+                .rows
+                .iter()
+                .all(|(_, m)| m.iter().all(|&(dest, _)| (dest as usize) < bound))
+    }
     fn check(&self, live: &RoaringBitmap) -> Result<(), String> {
         let mut refs = std::collections::BTreeMap::new();
         for (row, members) in self.rows.iter() {
@@ -701,5 +736,69 @@ impl DictColumn {
             }
         }
         self.dict.check_refs(&refs)
+    }
+}
+
+// ---- Snapshots -----------------------------------------------------------
+
+/// Enums are stored as their codes (discriminants), checked on reading.
+macro_rules! persist_enum {
+    ($($ty:ty),*) => {
+        $(impl Persist for $ty {
+            fn save(&self, out: &mut Encoder) {
+                out.u8(*self as u8);
+            }
+            fn load(input: &mut Decoder<'_>) -> Result<$ty, Malformed> {
+                let code = input.u8()?;
+                <$ty>::ALL.get(code as usize).copied().ok_or_else(|| {
+                    input.malformed(format!("{code} is not a code of {}", stringify!($ty)))
+                })
+            }
+        })*
+    };
+}
+persist_enum!(Status, ImageType, MemberStatus);
+
+impl Persist for TimeColumn {
+    const MIN_BYTES: usize = 8;
+    fn save(&self, out: &mut Encoder) {
+        self.0.save(out);
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<TimeColumn, Malformed> {
+        Persist::load(input).map(TimeColumn)
+    }
+}
+
+impl Persist for JsonColumn {
+    const MIN_BYTES: usize = 8;
+    fn save(&self, out: &mut Encoder) {
+        self.0.save(out);
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<JsonColumn, Malformed> {
+        Persist::load(input).map(JsonColumn)
+    }
+}
+
+impl Persist for Box<[(u32, MemberStatus)]> {
+    const MIN_BYTES: usize = 8;
+    fn save(&self, out: &mut Encoder) {
+        out.seq(self.iter());
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<Self, Malformed> {
+        input.seq().map(Vec::into_boxed_slice)
+    }
+}
+
+impl Persist for MembersColumn {
+    const MIN_BYTES: usize = 32;
+    fn save(&self, out: &mut Encoder) {
+        self.rows.save(out);
+        self.dests.save(out);
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<MembersColumn, Malformed> {
+        Ok(MembersColumn {
+            rows: Persist::load(input)?,
+            dests: Persist::load(input)?,
+        })
     }
 }

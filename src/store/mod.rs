@@ -48,6 +48,7 @@ mod column;
 mod derived;
 mod dict;
 mod field;
+mod snapshot;
 mod table;
 mod validate;
 
@@ -55,6 +56,7 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 pub(crate) use field::RawJson;
+pub use snapshot::{Restored, SnapshotError, MAX_POSITION_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 pub(crate) use table::{BitmapKey, OrderKey, RowView, TextField};
 
 use crate::batch;

@@ -20,6 +20,8 @@ use crate::record::{ImageType, Member, Record, Status};
 use crate::schema::Field;
 use crate::timestamp::Timestamp;
 
+use super::snapshot::{Loaded, Sections, SnapshotError};
+
 /// The store type of a column kind of the table.
 macro_rules! column {
     (Text, $ty:ty) => { StrColumn };
@@ -34,6 +36,14 @@ macro_rules! column {
 macro_rules! flag {
     ($index:ident) => {
         bool
+    };
+}
+
+/// The snapshot section of a derived index (the index type only selects
+/// the field).
+macro_rules! derived_section {
+    ($index:ident, $field:ident) => {
+        concat!("derived.", stringify!($field))
     };
 }
 
@@ -59,6 +69,13 @@ macro_rules! store_table {
                     $( $( BitmapKey::$bitmap => stringify!($field), )? )*
                 }
             }
+
+            /// Its snapshot section.
+            pub(crate) fn section(self) -> &'static str {
+                match self {
+                    $( $( BitmapKey::$bitmap => concat!("bitmap.", stringify!($field)), )? )*
+                }
+            }
         }
 
         /// The keys of the ordered indexes. Each orders the live rows by
@@ -79,6 +96,13 @@ macro_rules! store_table {
                     $( $( OrderKey::$order => stringify!($field), )? )*
                 }
             }
+
+            /// Its snapshot section.
+            pub(crate) fn section(self) -> &'static str {
+                match self {
+                    $( $( OrderKey::$order => concat!("order.", stringify!($field)), )? )*
+                }
+            }
         }
 
         /// A field searched by substring.
@@ -95,6 +119,13 @@ macro_rules! store_table {
             pub(crate) fn name(self) -> &'static str {
                 match self {
                     $( $( TextField::$substring => stringify!($field), )? )*
+                }
+            }
+
+            /// Its snapshot section.
+            pub(crate) fn section(self) -> &'static str {
+                match self {
+                    $( $( TextField::$substring => concat!("substring.", stringify!($field)), )? )*
                 }
             }
 
@@ -177,6 +208,28 @@ macro_rules! store_table {
                     }
                 )*
                 (columns, payload)
+            }
+
+            /// The columns' snapshot sections, in order.
+            pub(crate) const SECTIONS: &'static [&'static str] =
+                &[$( concat!("column.", stringify!($field)), )*];
+
+            /// Each column, as a snapshot section named `column.<field>`.
+            pub(crate) fn save_sections(&self, out: &mut Sections<'_>) -> Result<(), SnapshotError> {
+                $( out.put(concat!("column.", stringify!($field)), &self.$field)?; )*
+                Ok(())
+            }
+
+            /// The columns from their snapshot sections, each checked to
+            /// have `rows` rows.
+            pub(crate) fn load_sections(input: &mut Loaded<'_>, rows: usize) -> Result<Columns, SnapshotError> {
+                Ok(Columns {
+                    $( $field: input.get_where(
+                        concat!("column.", stringify!($field)),
+                        |col: &column!($column, $ty)| <column!($column, $ty) as FieldColumn<$ty>>::fits(col, rows)
+                            .then_some(()).ok_or("the column does not have the store's number of rows"),
+                    )?, )*
+                })
             }
 
             /// Every column's own invariants.
@@ -300,6 +353,29 @@ macro_rules! store_table {
             /// After a bulk load: gathered inserts are built in.
             pub(crate) fn end_bulk(&mut self) {
                 $( $( <$index as RowIndex<$ty, column!($column, $ty)>>::end_bulk(&mut self.$field); )? )*
+            }
+
+            /// The derived indexes' snapshot sections, in order.
+            pub(crate) const SECTIONS: &'static [&'static str] =
+                &[$( $( derived_section!($index, $field), )? )*];
+
+            /// Each derived index, as a snapshot section named
+            /// `derived.<field>`.
+            pub(crate) fn save_sections(&self, out: &mut Sections<'_>) -> Result<(), SnapshotError> {
+                $( $( out.put(derived_section!($index, $field), &self.$field)?; )? )*
+                Ok(())
+            }
+
+            /// The derived indexes from their snapshot sections, each
+            /// checked to point at rows below `rows`.
+            pub(crate) fn load_sections(input: &mut Loaded<'_>, rows: usize) -> Result<Derived, SnapshotError> {
+                Ok(Derived {
+                    $( $( $field: input.get_where(
+                        concat!("derived.", stringify!($field)),
+                        |index: &$index| index.max_row().is_none_or(|r| (r as usize) < rows)
+                            .then_some(()).ok_or("the index points past the last row"),
+                    )?, )? )*
+                })
             }
 
             /// Heap bytes: `(bitmap-like, ip)`.

@@ -1,0 +1,139 @@
+//! How each index is stored in a snapshot: as it is in memory (bitmaps in
+//! the portable roaring format, ordered sequences as their entries), so
+//! that reading one back sorts and inserts nothing.
+
+use std::sync::Arc;
+
+use roaring::RoaringBitmap;
+
+use super::{BitmapIndex, DayIndex, ExtendOverlap, IpIndex, SharingIndex, TrigramIndex};
+use crate::codec::{Decoder, Encoder, Malformed, Persist};
+
+impl Persist for BitmapIndex {
+    const MIN_BYTES: usize = 8;
+    fn save(&self, out: &mut Encoder) {
+        out.seq(self.by_code.iter().map(|b| &**b));
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<BitmapIndex, Malformed> {
+        let bitmaps: Vec<RoaringBitmap> = input.seq()?;
+        Ok(BitmapIndex {
+            by_code: bitmaps.into_iter().map(Arc::new).collect(),
+        })
+    }
+}
+
+impl BitmapIndex {
+    /// The highest row any bitmap holds.
+    pub(crate) fn max_row(&self) -> Option<u32> {
+        self.by_code.iter().filter_map(|b| b.max()).max()
+    }
+}
+
+impl Persist for TrigramIndex {
+    const MIN_BYTES: usize = 8;
+    fn save(&self, out: &mut Encoder) {
+        self.grams.save(out);
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<TrigramIndex, Malformed> {
+        Ok(TrigramIndex {
+            grams: Persist::load(input)?,
+        })
+    }
+}
+
+impl Persist for DayIndex {
+    const MIN_BYTES: usize = 8;
+    fn save(&self, out: &mut Encoder) {
+        self.days.save(out);
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<DayIndex, Malformed> {
+        Ok(DayIndex {
+            days: Persist::load(input)?,
+        })
+    }
+}
+
+impl Persist for ExtendOverlap {
+    const MIN_BYTES: usize = 8;
+    fn save(&self, out: &mut Encoder) {
+        self.rows.save(out);
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<ExtendOverlap, Malformed> {
+        Ok(ExtendOverlap {
+            rows: Persist::load(input)?,
+        })
+    }
+}
+
+/// Written only between batches, when nothing is gathered.
+impl Persist for IpIndex {
+    const MIN_BYTES: usize = 16;
+    fn save(&self, out: &mut Encoder) {
+        self.v4.save(out);
+        self.v6.save(out);
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<IpIndex, Malformed> {
+        Ok(IpIndex {
+            v4: Persist::load(input)?,
+            v6: Persist::load(input)?,
+            gathered: None,
+        })
+    }
+}
+
+impl IpIndex {
+    /// The highest row an address points at.
+    pub(crate) fn max_row(&self) -> Option<u32> {
+        let v4 = self.v4.iter().map(|e| e.1).max();
+        let v6 = self.v6.iter().map(|e| e.1).max();
+        v4.max(v6)
+    }
+}
+
+impl Persist for SharingIndex {
+    const MIN_BYTES: usize = 40;
+    fn save(&self, out: &mut Encoder) {
+        self.to.save(out);
+        for by_status in &self.to_status {
+            by_status.save(out);
+        }
+        out.seq(self.at_least.iter().map(|b| &**b));
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<SharingIndex, Malformed> {
+        let to = BitmapIndex::load(input)?;
+        let to_status = [
+            BitmapIndex::load(input)?,
+            BitmapIndex::load(input)?,
+            BitmapIndex::load(input)?,
+        ];
+        let at_least: Vec<RoaringBitmap> = input.seq()?;
+        Ok(SharingIndex {
+            to,
+            to_status,
+            at_least: at_least.into_iter().map(Arc::new).collect(),
+        })
+    }
+}
+
+impl DayIndex {
+    /// The highest row of any day.
+    pub(crate) fn max_row(&self) -> Option<u32> {
+        self.days.iter().filter_map(|(_, b)| b.max()).max()
+    }
+}
+
+impl ExtendOverlap {
+    /// The highest row held.
+    pub(crate) fn max_row(&self) -> Option<u32> {
+        self.rows.max()
+    }
+}
+
+impl SharingIndex {
+    /// The highest row shared.
+    pub(crate) fn max_row(&self) -> Option<u32> {
+        let by_dest = self.to_status.iter().chain([&self.to]);
+        let counted = self.at_least.iter().filter_map(|b| b.max()).max();
+        by_dest.filter_map(BitmapIndex::max_row).max().max(counted)
+    }
+}
