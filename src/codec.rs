@@ -143,9 +143,7 @@ impl<'a> Decoder<'a> {
     pub(crate) fn seq<T: Persist>(&mut self) -> Result<Vec<T>, Malformed> {
         let n = self.count(T::MIN_BYTES)?;
         let mut items = Vec::with_capacity(n);
-        for _ in 0..n {
-            items.push(T::load(self)?);
-        }
+        T::load_many(self, n, &mut items)?;
         Ok(items)
     }
 
@@ -168,6 +166,18 @@ pub(crate) trait Persist: Sized {
     ///
     /// Where and why the bytes are not a value of this type.
     fn load(input: &mut Decoder<'_>) -> Result<Self, Malformed>;
+    /// Appends `n` values read one after the other (integers override it
+    /// to convert a whole slice at once).
+    ///
+    /// # Errors
+    ///
+    /// As [`Persist::load`].
+    fn load_many(input: &mut Decoder<'_>, n: usize, out: &mut Vec<Self>) -> Result<(), Malformed> {
+        for _ in 0..n {
+            out.push(Self::load(input)?);
+        }
+        Ok(())
+    }
 }
 
 macro_rules! persist_int {
@@ -181,6 +191,15 @@ macro_rules! persist_int {
             #[inline]
             fn load(input: &mut Decoder<'_>) -> Result<$ty, Malformed> {
                 input.$get()
+            }
+            fn load_many(input: &mut Decoder<'_>, n: usize, out: &mut Vec<$ty>) -> Result<(), Malformed> {
+                let bytes = input.take(n.checked_mul($size).ok_or_else(|| input.malformed("a count overflows"))?)?;
+                out.extend(bytes.chunks_exact($size).map(|b| {
+                    let mut le = [0; $size];
+                    le.copy_from_slice(b);
+                    <$ty>::from_le_bytes(le)
+                }));
+                Ok(())
             }
         })*
     };

@@ -14,6 +14,7 @@ use roaring::RoaringBitmap;
 use crate::record::MemberStatus;
 
 pub(crate) use cow_map::CowMap;
+pub(crate) use persist::RowBound;
 pub(crate) use sorted::SortedSeq;
 
 /// Approximate heap bytes of a bitmap: its serialized size is within a few
@@ -201,6 +202,15 @@ impl DayIndex {
                 self.days.remove(&day);
             }
         }
+    }
+
+    /// From each day's rows.
+    pub(crate) fn from_days(days: impl IntoIterator<Item = (i64, RoaringBitmap)>) -> DayIndex {
+        let mut index = DayIndex::default();
+        for (day, rows) in days {
+            *index.days.entry_or_insert_with(day, RoaringBitmap::new) = rows;
+        }
+        index
     }
 
     /// The rows created on `day`.

@@ -6,8 +6,22 @@ use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
-use super::{BitmapIndex, DayIndex, ExtendOverlap, IpIndex, SharingIndex, TrigramIndex};
+use super::{BitmapIndex, DayIndex, ExtendOverlap, IpIndex, SharingIndex, SortedSeq, TrigramIndex};
 use crate::codec::{Decoder, Encoder, Malformed, Persist};
+
+/// An index that names rows: a snapshot reader checks that each names
+/// only rows the store has.
+pub(crate) trait RowBound {
+    /// The highest row named, if any.
+    fn max_row(&self) -> Option<u32>;
+}
+
+/// The rows of an ordered index.
+impl RowBound for SortedSeq<u32> {
+    fn max_row(&self) -> Option<u32> {
+        self.iter().copied().max()
+    }
+}
 
 impl Persist for BitmapIndex {
     const MIN_BYTES: usize = 8;
@@ -22,9 +36,9 @@ impl Persist for BitmapIndex {
     }
 }
 
-impl BitmapIndex {
-    /// The highest row any bitmap holds.
-    pub(crate) fn max_row(&self) -> Option<u32> {
+/// The highest row any bitmap holds.
+impl RowBound for BitmapIndex {
+    fn max_row(&self) -> Option<u32> {
         self.by_code.iter().filter_map(|b| b.max()).max()
     }
 }
@@ -81,9 +95,9 @@ impl Persist for IpIndex {
     }
 }
 
-impl IpIndex {
-    /// The highest row an address points at.
-    pub(crate) fn max_row(&self) -> Option<u32> {
+/// The highest row an address points at.
+impl RowBound for IpIndex {
+    fn max_row(&self) -> Option<u32> {
         let v4 = self.v4.iter().map(|e| e.1).max();
         let v6 = self.v6.iter().map(|e| e.1).max();
         v4.max(v6)
@@ -115,25 +129,25 @@ impl Persist for SharingIndex {
     }
 }
 
-impl DayIndex {
-    /// The highest row of any day.
-    pub(crate) fn max_row(&self) -> Option<u32> {
+/// The highest row of any day.
+impl RowBound for DayIndex {
+    fn max_row(&self) -> Option<u32> {
         self.days.iter().filter_map(|(_, b)| b.max()).max()
     }
 }
 
-impl ExtendOverlap {
-    /// The highest row held.
-    pub(crate) fn max_row(&self) -> Option<u32> {
+/// The highest row held.
+impl RowBound for ExtendOverlap {
+    fn max_row(&self) -> Option<u32> {
         self.rows.max()
     }
 }
 
-impl SharingIndex {
-    /// The highest row shared.
-    pub(crate) fn max_row(&self) -> Option<u32> {
+/// The highest row shared.
+impl RowBound for SharingIndex {
+    fn max_row(&self) -> Option<u32> {
         let by_dest = self.to_status.iter().chain([&self.to]);
         let counted = self.at_least.iter().filter_map(|b| b.max()).max();
-        by_dest.filter_map(BitmapIndex::max_row).max().max(counted)
+        by_dest.filter_map(RowBound::max_row).max().max(counted)
     }
 }

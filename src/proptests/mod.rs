@@ -4,5 +4,6 @@
 //! as test code, so that no module below depends on the oracle.
 
 mod api;
+mod build;
 mod snapshot;
 mod store;

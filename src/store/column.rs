@@ -13,7 +13,7 @@ use crate::codec::{Decoder, Encoder, Malformed, Persist};
 
 /// Rows per chunk. A power of two so that a row's chunk is a shift away.
 const CHUNK_BITS: usize = 10;
-const CHUNK: usize = 1 << CHUNK_BITS;
+pub(crate) const CHUNK: usize = 1 << CHUNK_BITS;
 
 /// A vector of fixed-size values in copy-on-write chunks.
 #[derive(Debug, Clone)]
@@ -257,9 +257,7 @@ impl<T: Clone + Persist> Persist for Chunked<T> {
         while left > 0 {
             let size = left.min(CHUNK);
             let mut chunk = Vec::with_capacity(CHUNK);
-            for _ in 0..size {
-                chunk.push(T::load(input)?);
-            }
+            T::load_many(input, size, &mut chunk)?;
             chunks.push(Arc::new(chunk));
             left -= size;
         }
@@ -313,10 +311,11 @@ impl Persist for StrColumn {
         let mut left = n;
         while left > 0 {
             let size = left.min(CHUNK);
+            let mut lens = Vec::with_capacity(size);
+            u32::load_many(input, size, &mut lens)?;
             let mut spans = Vec::with_capacity(CHUNK);
             let mut start = 0u64;
-            for _ in 0..size {
-                let len = input.u32()?;
+            for len in lens {
                 if len == NULL_LEN {
                     spans.push((0, NULL_LEN));
                 } else {
@@ -346,6 +345,56 @@ impl Persist for StrColumn {
             left -= size;
         }
         Ok(StrColumn { chunks, len: n })
+    }
+}
+
+impl<T: Clone> Chunked<T> {
+    /// A column of whole chunks (every one but the last full).
+    pub(crate) fn from_chunks(chunks: Vec<Vec<T>>) -> Chunked<T> {
+        let len = chunks.iter().map(Vec::len).sum();
+        debug_assert!(chunks.iter().rev().skip(1).all(|c| c.len() == CHUNK));
+        Chunked {
+            chunks: chunks.into_iter().map(Arc::new).collect(),
+            len,
+        }
+    }
+}
+
+/// The rows of one chunk of a [`StrColumn`] being built.
+#[derive(Debug, Default)]
+pub(crate) struct StrBlock(StrChunk);
+
+impl StrBlock {
+    pub(crate) fn push(&mut self, value: Option<&str>) {
+        let span = self.0.append(value);
+        self.0.spans.push(span);
+    }
+}
+
+impl StrColumn {
+    /// A column of whole chunks (every one but the last full).
+    pub(crate) fn from_blocks(blocks: Vec<StrBlock>) -> StrColumn {
+        let len = blocks.iter().map(|b| b.0.spans.len()).sum();
+        debug_assert!(blocks
+            .iter()
+            .rev()
+            .skip(1)
+            .all(|b| b.0.spans.len() == CHUNK));
+        StrColumn {
+            chunks: blocks.into_iter().map(|b| Arc::new(b.0)).collect(),
+            len,
+        }
+    }
+}
+
+impl<T: Clone> Sparse<T> {
+    /// From `(row, value)` pairs, rows distinct.
+    pub(crate) fn from_pairs(pairs: impl IntoIterator<Item = (u32, T)>) -> Sparse<T> {
+        let mut values = crate::index::CowMap::default();
+        for (row, value) in pairs {
+            values.entry_or_insert_with(row, || value);
+        }
+        Sparse { values }
     }
 }
 

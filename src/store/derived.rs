@@ -5,6 +5,7 @@
 //! each (`index I`); `internal_validate` rebuilds each from its column and
 //! compares.
 
+use roaring::RoaringBitmap;
 use serde_json::{Map, Value};
 
 use super::field::{FieldColumn, JsonColumn, MembersColumn, MembersOf, RawJson, TimeColumn};
@@ -12,6 +13,16 @@ use crate::batch::CheckValue;
 use crate::index::{day_of, DayIndex, ExtendOverlap, IpIndex, SharingIndex};
 use crate::record::{ip_addresses, v1_keys_overlap, Member};
 use crate::timestamp::Timestamp;
+
+/// An object column's text at a row.
+fn object_text(column: &JsonColumn, row: usize) -> &str {
+    <JsonColumn as FieldColumn<Map<String, Value>>>::view(column, row).0
+}
+
+/// An object column's object at a row (parsed).
+fn object(column: &JsonColumn, row: usize) -> Map<String, Value> {
+    <JsonColumn as FieldColumn<Map<String, Value>>>::read(column, row)
+}
 
 /// Where an index's memory is accounted in [`crate::MemoryUsage`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +52,17 @@ pub(crate) trait RowIndex<V: CheckValue, C: FieldColumn<V>>: Default {
     fn same(&self, other: &Self) -> bool;
     /// Approximate heap bytes.
     fn heap_bytes(&self) -> usize;
+    /// The index of a column's live rows.
+    fn build(column: &C, live: &RoaringBitmap) -> Self {
+        let mut index = Self::default();
+        index.begin_bulk();
+        for row in live.iter() {
+            let i = row as usize;
+            index.insert(row, &column.read(i), column.view(i));
+        }
+        index.end_bulk();
+        index
+    }
     /// A bulk load starts: inserts may be gathered until [`RowIndex::end_bulk`].
     fn begin_bulk(&mut self) {}
     /// A bulk load ends.
@@ -56,6 +78,18 @@ impl RowIndex<Timestamp, TimeColumn> for DayIndex {
     }
     fn same(&self, other: &DayIndex) -> bool {
         self == other
+    }
+    /// Rows grouped by day first (appending: rows come in order), then
+    /// one map entry per day.
+    fn build(column: &TimeColumn, live: &RoaringBitmap) -> DayIndex {
+        let mut days: rustc_hash::FxHashMap<i64, RoaringBitmap> = Default::default();
+        for row in live.iter() {
+            let rows = days.entry(day_of(column.micros(row as usize))).or_default();
+            if rows.try_push(row).is_err() {
+                rows.insert(row);
+            }
+        }
+        DayIndex::from_days(days)
     }
     fn heap_bytes(&self) -> usize {
         DayIndex::heap_bytes(self)
@@ -73,6 +107,21 @@ impl RowIndex<Map<String, Value>, JsonColumn> for ExtendOverlap {
     }
     fn same(&self, other: &ExtendOverlap) -> bool {
         self.rows == other.rows
+    }
+    /// Only a text that names one of v1's keys is parsed.
+    fn build(column: &JsonColumn, live: &RoaringBitmap) -> ExtendOverlap {
+        let mut index = ExtendOverlap::default();
+        for row in live.iter() {
+            let text = object_text(column, row as usize);
+            if crate::schema::V1_EXTEND_INFO
+                .iter()
+                .any(|(key, _)| text.contains(key))
+                && v1_keys_overlap(&object(column, row as usize))
+            {
+                index.rows.insert(row);
+            }
+        }
+        index
     }
     fn heap_bytes(&self) -> usize {
         crate::index::bitmap_bytes(&self.rows)
@@ -103,6 +152,21 @@ impl RowIndex<Map<String, Value>, JsonColumn> for IpIndex {
     fn heap_bytes(&self) -> usize {
         IpIndex::heap_bytes(self)
     }
+    /// Only a text that names an address key is parsed.
+    fn build(column: &JsonColumn, live: &RoaringBitmap) -> IpIndex {
+        let mut index = IpIndex::default();
+        index.gather();
+        for row in live.iter() {
+            let text = object_text(column, row as usize);
+            if text.contains("private_ip") || text.contains("eip") {
+                for ip in ip_addresses(&object(column, row as usize)) {
+                    IpIndex::insert(&mut index, ip, row);
+                }
+            }
+        }
+        index.build_gathered();
+        index
+    }
     fn begin_bulk(&mut self) {
         self.gather();
     }
@@ -124,6 +188,16 @@ impl RowIndex<Vec<Member>, MembersColumn> for SharingIndex {
     }
     fn same(&self, other: &SharingIndex) -> bool {
         self == other
+    }
+    /// From the rows with members only, by their codes.
+    fn build(column: &MembersColumn, live: &RoaringBitmap) -> SharingIndex {
+        let mut index = SharingIndex::default();
+        for (row, members) in column.rows_with_members() {
+            if live.contains(row) {
+                SharingIndex::insert(&mut index, row, members);
+            }
+        }
+        index
     }
     fn heap_bytes(&self) -> usize {
         SharingIndex::heap_bytes(self)

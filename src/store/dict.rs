@@ -281,3 +281,90 @@ impl DictColumn {
         self.codes.len()
     }
 }
+
+/// The distinct values of one block of rows, in first-seen order, with how
+/// many rows hold each: merged into the column's dictionary once.
+#[derive(Debug, Default)]
+pub(crate) struct LocalDict {
+    values: indexmap::IndexMap<Box<str>, u32, rustc_hash::FxBuildHasher>,
+}
+
+impl LocalDict {
+    /// The block-local code of `value`, counting one more row.
+    pub(crate) fn code(&mut self, value: &str) -> u32 {
+        if let Some((code, _, refs)) = self.values.get_full_mut(value) {
+            *refs += 1;
+            return code as u32;
+        }
+        let code = self.values.len() as u32;
+        self.values.insert(value.into(), 1);
+        code
+    }
+}
+
+impl Dict {
+    /// Merges the blocks' values in order, taking each value's rows as
+    /// references; returns each block's local-to-global code map.
+    pub(crate) fn merge(&mut self, locals: &[LocalDict]) -> Vec<Vec<u32>> {
+        locals
+            .iter()
+            .map(|local| {
+                local
+                    .values
+                    .iter()
+                    .map(|(value, &refs)| self.acquire_many(value, refs))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Takes `n` references on `value`; returns its code.
+    fn acquire_many(&mut self, value: &str, n: u32) -> u32 {
+        let code = self.acquire(value);
+        let r = *self.refs.get(code as usize);
+        self.refs.set(code as usize, r + n - 1);
+        code
+    }
+}
+
+/// One block of a [`DictColumn`] being built: local codes and values.
+#[derive(Debug, Default)]
+pub(crate) struct DictBlock {
+    codes: Vec<u32>,
+    local: LocalDict,
+}
+
+impl DictBlock {
+    pub(crate) fn push(&mut self, value: Option<&str>) {
+        let code = value.map_or(NULL_CODE, |v| self.local.code(v));
+        self.codes.push(code);
+    }
+}
+
+impl DictColumn {
+    /// A column from its blocks, in row order (every one but the last a
+    /// full chunk): one dictionary merge, then each block's codes mapped.
+    pub(crate) fn from_blocks(blocks: Vec<DictBlock>) -> DictColumn {
+        let mut dict = Dict::default();
+        let (codes, locals): (Vec<Vec<u32>>, Vec<LocalDict>) =
+            blocks.into_iter().map(|b| (b.codes, b.local)).unzip();
+        let maps = dict.merge(&locals);
+        drop(locals);
+        let codes = codes
+            .into_iter()
+            .zip(maps)
+            .map(|(mut codes, map)| {
+                for code in &mut codes {
+                    if *code != NULL_CODE {
+                        *code = map.get(*code as usize).copied().unwrap_or(NULL_CODE);
+                    }
+                }
+                codes
+            })
+            .collect();
+        DictColumn {
+            dict,
+            codes: Chunked::from_chunks(codes),
+        }
+    }
+}

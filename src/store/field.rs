@@ -11,8 +11,9 @@ use std::fmt;
 use roaring::RoaringBitmap;
 use serde_json::{Map, Value};
 
-use super::column::{Chunked, Sparse, StrColumn};
-use super::dict::{Dict, DictColumn, NULL_CODE};
+use super::build::Build;
+use super::column::{Chunked, Sparse, StrBlock, StrColumn, CHUNK};
+use super::dict::{Dict, DictBlock, DictColumn, LocalDict, NULL_CODE};
 use crate::batch::CheckValue;
 use crate::codec::{Decoder, Encoder, Malformed, Persist};
 use crate::record::{ImageType, Member, MemberStatus, Status};
@@ -596,6 +597,15 @@ impl MembersColumn {
     }
 }
 
+impl MembersColumn {
+    /// Every row with members, in no order.
+    pub(crate) fn rows_with_members(
+        &self,
+    ) -> impl Iterator<Item = (u32, &[(u32, MemberStatus)])> + '_ {
+        self.rows.iter().map(|(row, m)| (row, &**m))
+    }
+}
+
 /// A row's members, looked up only when read (rendering never does).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MembersOf<'a> {
@@ -800,5 +810,140 @@ impl Persist for MembersColumn {
             rows: Persist::load(input)?,
             dests: Persist::load(input)?,
         })
+    }
+}
+
+// ---- Bulk building -------------------------------------------------------
+
+impl Build<String> for StrColumn {
+    type Block = StrBlock;
+    fn push(block: &mut StrBlock, part: &&str) {
+        block.push(Some(part));
+    }
+    fn assemble(blocks: Vec<StrBlock>) -> StrColumn {
+        StrColumn::from_blocks(blocks)
+    }
+}
+
+impl Build<String> for DictColumn {
+    type Block = DictBlock;
+    fn push(block: &mut DictBlock, part: &&str) {
+        block.push(Some(part));
+    }
+    fn assemble(blocks: Vec<DictBlock>) -> DictColumn {
+        DictColumn::from_blocks(blocks)
+    }
+}
+
+impl Build<Option<String>> for DictColumn {
+    type Block = DictBlock;
+    fn push(block: &mut DictBlock, part: &Option<&str>) {
+        block.push(*part);
+    }
+    fn assemble(blocks: Vec<DictBlock>) -> DictColumn {
+        DictColumn::from_blocks(blocks)
+    }
+}
+
+/// Fixed values are kept as sent.
+macro_rules! build_fixed {
+    ($($ty:ty),*) => {
+        $(impl Build<$ty> for Chunked<$ty> {
+            type Block = Vec<$ty>;
+            fn push(block: &mut Vec<$ty>, part: &$ty) {
+                block.push(*part);
+            }
+            fn assemble(blocks: Vec<Vec<$ty>>) -> Chunked<$ty> {
+                Chunked::from_chunks(blocks)
+            }
+        })*
+    };
+}
+build_fixed!(u64, bool, Status, ImageType);
+
+impl Build<Timestamp> for TimeColumn {
+    type Block = Vec<i64>;
+    fn push(block: &mut Vec<i64>, part: &Timestamp) {
+        block.push(part.as_micros());
+    }
+    fn assemble(blocks: Vec<Vec<i64>>) -> TimeColumn {
+        TimeColumn(Chunked::from_chunks(blocks))
+    }
+}
+
+impl Build<Option<Timestamp>> for TimeColumn {
+    type Block = Vec<i64>;
+    fn push(block: &mut Vec<i64>, part: &Option<Timestamp>) {
+        block.push(part.map_or(NULL_TIME, Timestamp::as_micros));
+    }
+    fn assemble(blocks: Vec<Vec<i64>>) -> TimeColumn {
+        TimeColumn(Chunked::from_chunks(blocks))
+    }
+}
+
+/// Both opaque shapes keep their checked text.
+macro_rules! build_json {
+    ($($ty:ty),*) => {
+        $(impl Build<$ty> for JsonColumn {
+            type Block = StrBlock;
+            fn push(block: &mut StrBlock, part: &std::borrow::Cow<'_, str>) {
+                block.push(Some(part));
+            }
+            fn assemble(blocks: Vec<StrBlock>) -> JsonColumn {
+                JsonColumn(StrColumn::from_blocks(blocks))
+            }
+        })*
+    };
+}
+build_json!(Map<String, Value>, Vec<Value>);
+
+/// A row's members: `(destination code, status)`.
+type RowMembers = Box<[(u32, MemberStatus)]>;
+
+/// One block of the members column: the rows with members, by offset in
+/// the block, with block-local destination codes.
+#[derive(Debug, Default)]
+pub(crate) struct MembersBlock {
+    rows: Vec<(u32, RowMembers)>,
+    dests: LocalDict,
+    len: u32,
+}
+
+impl Build<Vec<Member>> for MembersColumn {
+    type Block = MembersBlock;
+    fn push(block: &mut MembersBlock, part: &Vec<(&str, MemberStatus)>) {
+        if !part.is_empty() {
+            let members = part
+                .iter()
+                .map(|&(dest, status)| (block.dests.code(dest), status))
+                .collect();
+            block.rows.push((block.len, members));
+        }
+        block.len += 1;
+    }
+    fn assemble(blocks: Vec<MembersBlock>) -> MembersColumn {
+        let mut dests = Dict::default();
+        let (rows, locals): (Vec<_>, Vec<_>) =
+            blocks.into_iter().map(|b| (b.rows, b.dests)).unzip();
+        let maps = dests.merge(&locals);
+        let pairs = rows
+            .into_iter()
+            .zip(maps)
+            .enumerate()
+            .flat_map(|(i, (rows, map))| {
+                rows.into_iter().map(move |(offset, members)| {
+                    let global: Box<[(u32, MemberStatus)]> = members
+                        .iter()
+                        .map(|&(dest, status)| {
+                            (map.get(dest as usize).copied().unwrap_or(NULL_CODE), status)
+                        })
+                        .collect();
+                    ((i * CHUNK) as u32 + offset, global)
+                })
+            });
+        MembersColumn {
+            rows: Sparse::from_pairs(pairs),
+            dests,
+        }
     }
 }

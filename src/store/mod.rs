@@ -44,6 +44,7 @@
 //! shares everything until one side writes (see [`crate::Engine`]).
 
 mod access;
+mod build;
 mod column;
 mod derived;
 mod dict;
@@ -55,6 +56,7 @@ mod validate;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
+pub use build::{LoadError, StoreBuilder};
 pub(crate) use field::RawJson;
 pub use snapshot::{Restored, SnapshotError, MAX_POSITION_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 pub(crate) use table::{BitmapKey, OrderKey, RowView, TextField};

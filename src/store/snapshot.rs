@@ -28,15 +28,18 @@
 //! be the rebuild a snapshot exists to avoid): a file whose checksums pass
 //! is trusted to be what `write_snapshot` wrote.
 
+use std::any::Any;
 use std::fmt;
 use std::io::{self, Read, Write};
 
 use roaring::RoaringBitmap;
 
+use super::field::FieldColumn;
 use super::table::{Columns, Derived};
 use super::{BitmapKey, Indexes, OrderKey, Store, TextField};
+use crate::batch::CheckValue;
 use crate::codec::{Decoder, Encoder, Malformed, Persist};
-use crate::index::{BitmapIndex, SortedSeq, TrigramIndex};
+use crate::index::{BitmapIndex, RowBound, SortedSeq, TrigramIndex};
 
 /// The first eight bytes of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"BDXSNAP\0";
@@ -49,6 +52,11 @@ pub const MAX_POSITION_BYTES: usize = 4096;
 
 /// A payload longer than this is refused as absurd before reading it.
 const MAX_SECTION_BYTES: u64 = 1 << 40;
+
+/// At most this much is reserved for a payload before its bytes arrive
+/// (a damaged length then costs no more; real sections are read without
+/// regrowing).
+const PREALLOCATE_MAX: u64 = 1 << 28;
 
 /// Why a snapshot cannot be written or read. Offsets count bytes from the
 /// start of the file.
@@ -209,43 +217,137 @@ impl Sections<'_> {
     }
 }
 
-/// One section's payload as read, checksum verified.
+/// One section as read, its checksum not yet verified (that happens on
+/// the decoding thread).
 struct Section {
     name: &'static str,
-    /// Where the payload starts in the file.
+    /// Where the section starts in the file.
+    start: u64,
+    /// Where its payload starts.
     offset: u64,
+    /// The name length, name and payload length, as framed.
+    head: Vec<u8>,
     payload: Vec<u8>,
+    crc: u32,
 }
 
-/// The sections of a snapshot being read, in the format's order.
-pub(crate) struct Loaded<'a> {
-    sections: std::slice::Iter<'a, Section>,
+/// The store's size, known from the header before the other sections are
+/// decoded: what each decoder checks its section against.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    /// Rows, live or free.
+    pub(crate) rows: usize,
+    /// Live rows.
+    pub(crate) live: u64,
 }
 
-impl Loaded<'_> {
-    /// Decodes the next section, which must be `name`, and checks the
-    /// decoded value with `fits`.
-    pub(crate) fn get_where<T: Persist>(
-        &mut self,
-        name: &'static str,
-        fits: impl FnOnce(&T) -> Result<(), &'static str>,
-    ) -> Result<T, SnapshotError> {
-        let section = self
-            .sections
-            .next()
-            .filter(|s| s.name == name)
-            .ok_or_else(|| malformed(name, 0, "the section is missing (a bug of the reader)"))?;
-        let at = |m: Malformed| malformed(name, section.offset + m.offset as u64, m.reason);
-        let mut input = Decoder::new(&section.payload);
-        let value = T::load(&mut input).map_err(at)?;
-        input.finish().map_err(at)?;
-        fits(&value).map_err(|reason| malformed(name, section.offset, reason))?;
-        Ok(value)
-    }
+/// A decoded section; the part that assembles it knows its type.
+pub(crate) type Decoded = Box<dyn Any + Send>;
 
-    pub(crate) fn get<T: Persist>(&mut self, name: &'static str) -> Result<T, SnapshotError> {
-        self.get_where(name, |_| Ok(()))
+/// A section of the format: its name and how its payload decodes.
+#[derive(Clone, Copy)]
+pub(crate) struct Part {
+    pub(crate) name: &'static str,
+    pub(crate) decode: fn(&mut Decoder<'_>, Bounds) -> Result<Decoded, Malformed>,
+}
+
+/// Decodes a column and checks that it has the store's rows.
+pub(crate) fn decode_column<C, V>(
+    input: &mut Decoder<'_>,
+    bounds: Bounds,
+) -> Result<Decoded, Malformed>
+where
+    C: FieldColumn<V> + Persist + Send + 'static,
+    V: CheckValue,
+{
+    let column = C::load(input)?;
+    if !column.fits(bounds.rows) {
+        return Err(Malformed {
+            offset: 0,
+            reason: format!("the column does not have the store's {} rows", bounds.rows),
+        });
     }
+    Ok(Box::new(column))
+}
+
+/// Decodes an index and checks that it names only rows the store has.
+pub(crate) fn decode_index<I>(input: &mut Decoder<'_>, bounds: Bounds) -> Result<Decoded, Malformed>
+where
+    I: Persist + RowBound + Send + 'static,
+{
+    let index = I::load(input)?;
+    if index.max_row().is_some_and(|r| r as usize >= bounds.rows) {
+        return Err(Malformed {
+            offset: 0,
+            reason: format!(
+                "the index names a row past the store's {} rows",
+                bounds.rows
+            ),
+        });
+    }
+    Ok(Box::new(index))
+}
+
+/// Decodes an ordered index: in bounds, and holding every live row.
+fn decode_order(input: &mut Decoder<'_>, bounds: Bounds) -> Result<Decoded, Malformed> {
+    let seq = decode_index::<SortedSeq<u32>>(input, bounds)?;
+    let held = seq
+        .downcast_ref::<SortedSeq<u32>>()
+        .map_or(0, SortedSeq::len);
+    if held as u64 != bounds.live {
+        return Err(Malformed {
+            offset: 0,
+            reason: format!(
+                "the ordered index holds {held} rows, the store {} live ones",
+                bounds.live
+            ),
+        });
+    }
+    Ok(seq)
+}
+
+fn decode_plain<T: Persist + Send + 'static>(
+    input: &mut Decoder<'_>,
+    _: Bounds,
+) -> Result<Decoded, Malformed> {
+    Ok(Box::new(T::load(input)?))
+}
+
+/// Decodes the live and free rows: they partition the rows, and the live
+/// ones are the header's records.
+fn decode_rows(input: &mut Decoder<'_>, bounds: Bounds) -> Result<Decoded, Malformed> {
+    let rows = Rows::load(input)?;
+    let bad = |reason: &str| Malformed {
+        offset: 0,
+        reason: reason.to_owned(),
+    };
+    if !rows.live.is_disjoint(&rows.free) || rows.live.len() + rows.free.len() != bounds.rows as u64
+    {
+        return Err(bad("live and free rows do not partition the rows"));
+    }
+    if rows
+        .live
+        .max()
+        .max(rows.free.max())
+        .is_some_and(|m| m as usize >= bounds.rows)
+    {
+        return Err(bad("a row lies past the number of rows"));
+    }
+    if rows.live.len() != bounds.live {
+        return Err(bad("the live rows are not the header's number of records"));
+    }
+    Ok(Box::new(rows))
+}
+
+/// The next decoded part, as the type its place in the format gives.
+pub(crate) fn take_part<T: 'static>(
+    parts: &mut impl Iterator<Item = Decoded>,
+) -> Result<T, SnapshotError> {
+    parts
+        .next()
+        .and_then(|part| part.downcast::<T>().ok())
+        .map(|part| *part)
+        .ok_or_else(|| malformed("?", 0, "the sections do not assemble (a bug of the reader)"))
 }
 
 fn malformed(section: &str, offset: u64, reason: impl Into<String>) -> SnapshotError {
@@ -256,15 +358,27 @@ fn malformed(section: &str, offset: u64, reason: impl Into<String>) -> SnapshotE
     }
 }
 
-/// The section names of the format, in order.
-fn section_names() -> Vec<&'static str> {
-    let mut names = vec!["header", "rows"];
-    names.extend(Columns::SECTIONS);
-    names.extend(BitmapKey::ALL.iter().map(|k| k.section()));
-    names.extend(OrderKey::ALL.iter().map(|k| k.section()));
-    names.extend(TextField::ALL.iter().map(|k| k.section()));
-    names.extend(Derived::SECTIONS);
-    names
+/// Every section after the header, in the format's order.
+fn parts() -> Vec<Part> {
+    let mut parts = vec![Part {
+        name: "rows",
+        decode: decode_rows,
+    }];
+    parts.extend_from_slice(Columns::PARTS);
+    parts.extend(BitmapKey::ALL.iter().map(|k| Part {
+        name: k.section(),
+        decode: decode_index::<BitmapIndex>,
+    }));
+    parts.extend(OrderKey::ALL.iter().map(|k| Part {
+        name: k.section(),
+        decode: decode_order,
+    }));
+    parts.extend(TextField::ALL.iter().map(|k| Part {
+        name: k.section(),
+        decode: decode_plain::<TrigramIndex>,
+    }));
+    parts.extend_from_slice(Derived::PARTS);
+    parts
 }
 
 /// The `header` section.
@@ -334,69 +448,83 @@ fn read_full(
     })
 }
 
-/// Reads and checks one section's frame, which must be `expected`.
+/// Reads one section's frame, which must be `expected`; the payload is
+/// read as far as the input goes, never further than its length says.
 fn read_section(
     input: &mut impl Read,
     expected: &'static str,
     at: &mut u64,
 ) -> Result<Section, SnapshotError> {
     let start = *at;
-    let truncated = |offset| SnapshotError::Truncated {
-        section: expected.to_owned(),
-        offset,
-    };
-    let mut len = [0u8; 1];
-    read_full(input, &mut len, expected, start)?;
-    let mut name = vec![0u8; len[0] as usize];
-    read_full(input, &mut name, expected, start + 1)?;
-    if name != expected.as_bytes() {
+    let mut head = vec![0u8; 1];
+    read_full(input, &mut head, expected, start)?;
+    let name_len = usize::from(head[0]);
+    head.resize(1 + name_len + 8, 0);
+    read_full(input, &mut head[1..1 + name_len], expected, start + 1)?;
+    if &head[1..1 + name_len] != expected.as_bytes() {
         return Err(SnapshotError::UnexpectedSection {
             expected,
-            found: String::from_utf8_lossy(&name).into_owned(),
+            found: String::from_utf8_lossy(&head[1..1 + name_len]).into_owned(),
             offset: start,
         });
     }
+    let size_at = start + 1 + name_len as u64;
+    read_full(input, &mut head[1 + name_len..], expected, size_at)?;
     let mut size = [0u8; 8];
-    read_full(input, &mut size, expected, start + 1 + name.len() as u64)?;
+    size.copy_from_slice(&head[1 + name_len..]);
     let payload_len = u64::from_le_bytes(size);
-    let payload_at = start + 1 + name.len() as u64 + 8;
+    let offset = size_at + 8;
     if payload_len > MAX_SECTION_BYTES {
         return Err(malformed(
             expected,
-            payload_at - 8,
+            size_at,
             format!("a section length of {payload_len} bytes is absurd"),
         ));
     }
-    // Read what is there, not what the length claims: a damaged length
-    // costs no more memory than the file holds.
-    let mut payload = Vec::new();
+    let mut payload = Vec::with_capacity(payload_len.min(PREALLOCATE_MAX) as usize);
     let got = input
         .by_ref()
         .take(payload_len)
         .read_to_end(&mut payload)
         .map_err(SnapshotError::Io)?;
     if (got as u64) < payload_len {
-        return Err(truncated(payload_at + got as u64));
-    }
-    let mut crc = [0u8; 4];
-    read_full(input, &mut crc, expected, payload_at + payload_len)?;
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&len);
-    hasher.update(&name);
-    hasher.update(&size);
-    hasher.update(&payload);
-    if hasher.finalize() != u32::from_le_bytes(crc) {
-        return Err(SnapshotError::ChecksumMismatch {
+        return Err(SnapshotError::Truncated {
             section: expected.to_owned(),
-            offset: start,
+            offset: offset + got as u64,
         });
     }
-    *at = payload_at + payload_len + 4;
+    let mut crc = [0u8; 4];
+    read_full(input, &mut crc, expected, offset + payload_len)?;
+    *at = offset + payload_len + 4;
     Ok(Section {
         name: expected,
-        offset: payload_at,
+        start,
+        offset,
+        head,
         payload,
+        crc: u32::from_le_bytes(crc),
     })
+}
+
+/// Verifies a section's checksum, then decodes it with `decode`.
+fn decode_section(
+    section: &Section,
+    decode: impl FnOnce(&mut Decoder<'_>) -> Result<Decoded, Malformed>,
+) -> Result<Decoded, SnapshotError> {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&section.head);
+    hasher.update(&section.payload);
+    if hasher.finalize() != section.crc {
+        return Err(SnapshotError::ChecksumMismatch {
+            section: section.name.to_owned(),
+            offset: section.start,
+        });
+    }
+    let at = |m: Malformed| malformed(section.name, section.offset + m.offset as u64, m.reason);
+    let mut input = Decoder::new(&section.payload);
+    let value = decode(&mut input).map_err(at)?;
+    input.finish().map_err(at)?;
+    Ok(value)
 }
 
 impl Store {
@@ -505,17 +633,51 @@ impl Store {
             });
         }
         let mut at = 12;
-        let sections = section_names()
-            .into_iter()
-            .map(|name| read_section(&mut input, name, &mut at))
-            .collect::<Result<Vec<Section>, _>>()?;
-        let mut rest = [0u8; 1];
-        match input.read(&mut rest) {
-            Ok(0) => {}
-            Ok(_) => return Err(SnapshotError::TrailingBytes { offset: at }),
-            Err(e) => return Err(SnapshotError::Io(e)),
+        let header = read_section(&mut input, "header", &mut at)?;
+        let header: Header = take_part(&mut std::iter::once(decode_section(&header, |d| {
+            Ok(Box::new(Header::load(d)?))
+        })?))?;
+        let bounds = Bounds {
+            rows: usize::try_from(header.rows)
+                .map_err(|_| malformed("header", 12, "more rows than this machine can address"))?,
+            live: header.records,
+        };
+        // The sections are read here, in order, and each is checked and
+        // decoded on the pool as soon as it is in; decoding overlaps reading.
+        let parts = parts();
+        let mut decoded: Vec<Option<Result<Decoded, SnapshotError>>> =
+            parts.iter().map(|_| None).collect();
+        let mut framing = Ok(());
+        rayon::in_place_scope(|scope| {
+            for (part, slot) in parts.iter().zip(decoded.iter_mut()) {
+                match read_section(&mut input, part.name, &mut at) {
+                    Ok(section) => scope.spawn(move |_| {
+                        *slot = Some(decode_section(&section, |d| (part.decode)(d, bounds)));
+                    }),
+                    Err(e) => {
+                        framing = Err(e);
+                        return;
+                    }
+                }
+            }
+            let mut rest = [0u8; 1];
+            framing = match input.read(&mut rest) {
+                Ok(0) => Ok(()),
+                Ok(_) => Err(SnapshotError::TrailingBytes { offset: at }),
+                Err(e) => Err(SnapshotError::Io(e)),
+            };
+        });
+        // The first fault by position: a section that was read but does
+        // not check comes before the framing fault that stopped reading.
+        let mut parts_in = Vec::with_capacity(decoded.len());
+        for slot in decoded {
+            match slot {
+                Some(result) => parts_in.push(result?),
+                None => break,
+            }
         }
-        let (header, store) = decode(&sections)?;
+        framing?;
+        let store = assemble(&mut parts_in.into_iter())?;
         Ok(Restored {
             store,
             position: header.position,
@@ -523,87 +685,25 @@ impl Store {
     }
 }
 
-/// Decodes the sections and checks the bounds across them. The columns
-/// and the indexes decode on two threads.
-fn decode(sections: &[Section]) -> Result<(Header, Store), SnapshotError> {
-    let columns_end = 2 + Columns::SECTIONS.len();
-    let mut loaded = Loaded {
-        sections: sections[..2].iter(),
-    };
-    let header: Header = loaded.get("header")?;
-    let rows_count = header.rows;
-    let rows: Rows = loaded.get_where("rows", |r: &Rows| {
-        let all = r.live.len() + r.free.len();
-        if !r.live.is_disjoint(&r.free) || all != rows_count {
-            return Err("live and free rows do not partition the rows");
-        }
-        if r.live.len() != header.records {
-            return Err("the live rows are not the header's number of records");
-        }
-        Ok(())
-    })?;
-    let n = usize::try_from(rows_count).map_err(|_| malformed("header", 12, "too many rows"))?;
-    if rows
-        .live
-        .max()
-        .max(rows.free.max())
-        .is_some_and(|m| m as usize >= n)
-    {
-        return Err(malformed("rows", 12, "a row lies past the number of rows"));
+/// The store from its decoded sections, in the order of [`parts`].
+fn assemble(parts: &mut impl Iterator<Item = Decoded>) -> Result<Store, SnapshotError> {
+    let rows: Rows = take_part(parts)?;
+    let cols = Columns::assemble(parts)?;
+    let mut idx = Indexes::default();
+    for slot in &mut idx.bitmaps {
+        *slot = take_part(parts)?;
     }
-    let (cols, idx) = rayon::join(
-        || {
-            Columns::load_sections(
-                &mut Loaded {
-                    sections: sections[2..columns_end].iter(),
-                },
-                n,
-            )
-        },
-        || {
-            load_indexes(
-                &mut Loaded {
-                    sections: sections[columns_end..].iter(),
-                },
-                n,
-                rows.live.len(),
-            )
-        },
-    );
-    let store = Store {
-        cols: cols?,
-        idx: idx?,
+    for slot in &mut idx.orders {
+        *slot = take_part(parts)?;
+    }
+    for slot in &mut idx.substrings {
+        *slot = take_part(parts)?;
+    }
+    idx.derived = Derived::assemble(parts)?;
+    Ok(Store {
+        cols,
+        idx,
         live: rows.live,
         free: rows.free,
-    };
-    Ok((header, store))
-}
-
-/// The indexes, each checked to name only rows below `rows`; each ordered
-/// index holds every live row.
-fn load_indexes(input: &mut Loaded<'_>, rows: usize, live: u64) -> Result<Indexes, SnapshotError> {
-    let below = |max: Option<u32>| max.is_none_or(|m| (m as usize) < rows);
-    let mut idx = Indexes::default();
-    for (key, slot) in BitmapKey::ALL.iter().zip(&mut idx.bitmaps) {
-        *slot = input.get_where(key.section(), |b: &BitmapIndex| {
-            below(b.max_row())
-                .then_some(())
-                .ok_or("a bitmap names a row past the last")
-        })?;
-    }
-    for (key, slot) in OrderKey::ALL.iter().zip(&mut idx.orders) {
-        *slot = input.get_where(key.section(), |seq: &SortedSeq<u32>| {
-            if seq.len() as u64 != live {
-                return Err("the ordered index does not hold every live row");
-            }
-            below(seq.iter().copied().max())
-                .then_some(())
-                .ok_or("the ordered index names a row past the last")
-        })?;
-    }
-    for (field, slot) in TextField::ALL.iter().zip(&mut idx.substrings) {
-        *slot = input.get::<TrigramIndex>(field.section())?;
-    }
-    idx.derived = Derived::load_sections(input, rows)?;
-    Ok(idx)
+    })
 }

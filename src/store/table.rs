@@ -13,14 +13,19 @@ use serde_json::{Map, Value};
 use super::column::{Chunked, StrColumn};
 use super::derived::{IndexMemory, RowIndex};
 use super::dict::DictColumn;
+use super::dict::NULL_CODE;
 use super::field::{time_rank, Coded, FieldColumn, JsonColumn, MembersColumn, Ordered, TimeColumn};
 use crate::batch::Checked;
-use crate::index::{DayIndex, ExtendOverlap, IpIndex, SharingIndex};
+use crate::index::{BitmapIndex, DayIndex, ExtendOverlap, IpIndex, SharingIndex, TrigramIndex};
 use crate::record::{ImageType, Member, Record, Status};
 use crate::schema::Field;
 use crate::timestamp::Timestamp;
 
-use super::snapshot::{Loaded, Sections, SnapshotError};
+use super::build::Build;
+use super::snapshot::{
+    decode_column, decode_index, take_part, Decoded, Part, Sections, SnapshotError,
+};
+use crate::batch::wire::Parts;
 
 /// The store type of a column kind of the table.
 macro_rules! column {
@@ -159,7 +164,37 @@ macro_rules! store_table {
             $( pub(crate) $field: <column!($column, $ty) as FieldColumn<$ty>>::View<'a>, )*
         }
 
+        /// Up to one chunk of rows being built, a block per column.
+        #[derive(Default)]
+        pub(crate) struct RowBlock {
+            $( $field: <column!($column, $ty) as Build<$ty>>::Block, )*
+            /// Rows pushed.
+            pub(crate) len: usize,
+        }
+
+        impl RowBlock {
+            /// Appends a record's checked parts.
+            pub(crate) fn push(&mut self, parts: &Parts<'_>) {
+                $( <column!($column, $ty) as Build<$ty>>::push(&mut self.$field, &parts.$field); )*
+                self.len += 1;
+            }
+        }
+
         impl Columns {
+            /// The columns from their blocks in row order (every one but
+            /// the last a full chunk), each column assembled on the pool.
+            pub(crate) fn from_blocks(mut blocks: Vec<RowBlock>) -> Columns {
+                let mut cols = Columns::default();
+                rayon::scope(|scope| {
+                    $( {
+                        let slot = &mut cols.$field;
+                        let parts: Vec<_> = blocks.iter_mut().map(|b| std::mem::take(&mut b.$field)).collect();
+                        scope.spawn(move |_| *slot = <column!($column, $ty) as Build<$ty>>::assemble(parts));
+                    } )*
+                });
+                cols
+            }
+
             /// Appends an empty row to every column.
             pub(crate) fn push_empty_row(&mut self) {
                 $( <column!($column, $ty) as FieldColumn<$ty>>::push_empty(&mut self.$field); )*
@@ -210,26 +245,22 @@ macro_rules! store_table {
                 (columns, payload)
             }
 
-            /// The columns' snapshot sections, in order.
-            pub(crate) const SECTIONS: &'static [&'static str] =
-                &[$( concat!("column.", stringify!($field)), )*];
-
             /// Each column, as a snapshot section named `column.<field>`.
             pub(crate) fn save_sections(&self, out: &mut Sections<'_>) -> Result<(), SnapshotError> {
                 $( out.put(concat!("column.", stringify!($field)), &self.$field)?; )*
                 Ok(())
             }
 
-            /// The columns from their snapshot sections, each checked to
-            /// have `rows` rows.
-            pub(crate) fn load_sections(input: &mut Loaded<'_>, rows: usize) -> Result<Columns, SnapshotError> {
-                Ok(Columns {
-                    $( $field: input.get_where(
-                        concat!("column.", stringify!($field)),
-                        |col: &column!($column, $ty)| <column!($column, $ty) as FieldColumn<$ty>>::fits(col, rows)
-                            .then_some(()).ok_or("the column does not have the store's number of rows"),
-                    )?, )*
-                })
+            /// Each column's snapshot section and its decoder, which checks
+            /// that the column has the store's number of rows.
+            pub(crate) const PARTS: &'static [Part] = &[$( Part {
+                name: concat!("column.", stringify!($field)),
+                decode: decode_column::<column!($column, $ty), $ty>,
+            }, )*];
+
+            /// The columns from their decoded sections, in `PARTS` order.
+            pub(crate) fn assemble(parts: &mut impl Iterator<Item = Decoded>) -> Result<Columns, SnapshotError> {
+                Ok(Columns { $( $field: take_part(parts)?, )* })
             }
 
             /// Every column's own invariants.
@@ -355,10 +386,6 @@ macro_rules! store_table {
                 $( $( <$index as RowIndex<$ty, column!($column, $ty)>>::end_bulk(&mut self.$field); )? )*
             }
 
-            /// The derived indexes' snapshot sections, in order.
-            pub(crate) const SECTIONS: &'static [&'static str] =
-                &[$( $( derived_section!($index, $field), )? )*];
-
             /// Each derived index, as a snapshot section named
             /// `derived.<field>`.
             pub(crate) fn save_sections(&self, out: &mut Sections<'_>) -> Result<(), SnapshotError> {
@@ -366,16 +393,17 @@ macro_rules! store_table {
                 Ok(())
             }
 
-            /// The derived indexes from their snapshot sections, each
-            /// checked to point at rows below `rows`.
-            pub(crate) fn load_sections(input: &mut Loaded<'_>, rows: usize) -> Result<Derived, SnapshotError> {
-                Ok(Derived {
-                    $( $( $field: input.get_where(
-                        concat!("derived.", stringify!($field)),
-                        |index: &$index| index.max_row().is_none_or(|r| (r as usize) < rows)
-                            .then_some(()).ok_or("the index points past the last row"),
-                    )?, )? )*
-                })
+            /// Each derived index's snapshot section and its decoder, which
+            /// checks that it names only rows the store has.
+            pub(crate) const PARTS: &'static [Part] = &[$( $( Part {
+                name: derived_section!($index, $field),
+                decode: decode_index::<$index>,
+            }, )? )*];
+
+            /// The derived indexes from their decoded sections, in `PARTS`
+            /// order.
+            pub(crate) fn assemble(parts: &mut impl Iterator<Item = Decoded>) -> Result<Derived, SnapshotError> {
+                Ok(Derived { $( $( $field: take_part::<$index>(parts)?, )? )* })
             }
 
             /// Heap bytes: `(bitmap-like, ip)`.
@@ -391,18 +419,26 @@ macro_rules! store_table {
                 (bitmaps, ips)
             }
 
+            /// Every derived index built from its column's live rows, each
+            /// on the pool.
+            pub(crate) fn build(cols: &Columns, live: &RoaringBitmap) -> Derived {
+                let mut built = Derived::default();
+                rayon::scope(|scope| {
+                    $( $( {
+                        let slot = &mut built.$field;
+                        scope.spawn(move |_| {
+                            *slot = <$index as RowIndex<$ty, column!($column, $ty)>>::build(&cols.$field, live);
+                        });
+                    } )? )*
+                });
+                built
+            }
+
             /// Each derived index equals the one built afresh from its
             /// column's live rows.
             pub(crate) fn check(&self, cols: &Columns, live: &RoaringBitmap) -> Result<(), String> {
                 $( $( {
-                    let mut fresh = <$index>::default();
-                    for row in live.iter() {
-                        let i = row as usize;
-                        <$index as RowIndex<$ty, column!($column, $ty)>>::insert(
-                            &mut fresh, row,
-                            &<column!($column, $ty) as FieldColumn<$ty>>::read(&cols.$field, i),
-                            <column!($column, $ty) as FieldColumn<$ty>>::view(&cols.$field, i));
-                    }
+                    let fresh = <$index as RowIndex<$ty, column!($column, $ty)>>::build(&cols.$field, live);
                     if !<$index as RowIndex<$ty, column!($column, $ty)>>::same(&fresh, &self.$field) {
                         return Err(format!(
                             "the {} index of `{}` disagrees with its column",
@@ -442,6 +478,27 @@ impl Columns {
         Ordered::cmp_rows(&self.created_at, a, b).then_with(|| Ordered::cmp_rows(&self.id, a, b))
     }
 
+    /// The bitmap index of `key`, built from the live rows.
+    pub(crate) fn bitmap_index(&self, key: BitmapKey, live: &RoaringBitmap) -> BitmapIndex {
+        let mut index = BitmapIndex::default();
+        for row in live.iter() {
+            let code = self.code(key, row as usize);
+            if code != NULL_CODE {
+                index.insert(code, row);
+            }
+        }
+        index
+    }
+
+    /// The trigram index of `field`, built from its dictionary's values.
+    pub(crate) fn trigram_index(&self, field: TextField) -> TrigramIndex {
+        let mut index = TrigramIndex::default();
+        for (code, value) in self.text_column(field).dict.iter() {
+            index.insert(code, value);
+        }
+        index
+    }
+
     /// Which ordered indexes a replacement moves a row in: those whose key,
     /// or the `created_at` every index breaks ties on, changes. A status
     /// change touches one ordered index instead of nine.
@@ -460,9 +517,18 @@ impl Columns {
 /// dictionary ranks), by comparing rows otherwise.
 fn sorted_by<C: Ordered>(cols: &Columns, col: &C, key: OrderKey, live: &RoaringBitmap) -> Vec<u32> {
     let Some(rank) = col.ranker() else {
-        let mut rows: Vec<u32> = live.iter().collect();
-        rows.sort_unstable_by(|&a, &b| cols.cmp_rows(key, a, b));
-        return rows;
+        // Strings without ranks (unique ids): their first eight bytes as
+        // an integer order most pairs without reading the strings.
+        let prefix = |row: u32| {
+            let text = col.text(row as usize).unwrap_or("").as_bytes();
+            let mut first = [0u8; 8];
+            let n = text.len().min(8);
+            first[..n].copy_from_slice(&text[..n]);
+            u64::from_be_bytes(first)
+        };
+        let mut keyed: Vec<(u64, u32)> = live.iter().map(|row| (prefix(row), row)).collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| cols.cmp_rows(key, a.1, b.1)));
+        return keyed.into_iter().map(|(_, row)| row).collect();
     };
     let id = |row: u32| cols.id.str(row as usize).as_bytes();
     let mut keyed: Vec<(u64, u64, u32)> = live

@@ -13,7 +13,7 @@ use crate::{say, Failure};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Records: JSON Lines, or one JSON array.
+    /// Records: JSON Lines, one JSON array, or a snapshot.
     #[arg(long)]
     data: PathBuf,
     /// Requests, one JSON object per line: {"path": "/v1/p1/...?...", "scope": {...}}.
@@ -85,7 +85,10 @@ pub(crate) fn run(args: &Args) -> Result<(), Failure> {
         json!({
             "records": loaded.records,
             "load_ms": loaded.took.as_secs_f64() * 1e3,
+            "from_snapshot": loaded.from_snapshot,
             "resident_bytes_per_record": loaded.resident_per_record,
+            "accounted_bytes_per_record": loaded.store.memory_usage().total() as f64 / loaded.records.max(1) as f64,
+            "memory": loaded.store.memory_usage(),
         })
     );
     let store = &loaded.store;

@@ -9,6 +9,7 @@ mod demo;
 mod gen;
 mod oracle;
 mod query;
+mod snapshot;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,8 @@ enum Command {
     Oracle(oracle::Args),
     /// Time requests in process, for a benchmark harness.
     Bench(bench::Args),
+    /// Load records and write a snapshot, which `--data` loads fast.
+    Snapshot(snapshot::Args),
 }
 
 /// A failure to report in words: the message, and the exit code.
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Query(args) => query::run(&args),
         Command::Oracle(args) => oracle::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Snapshot(args) => snapshot::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

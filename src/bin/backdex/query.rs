@@ -9,7 +9,7 @@ use crate::{say, Failure};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Records: JSON Lines, or one JSON array.
+    /// Records: JSON Lines, one JSON array, or a snapshot.
     #[arg(long)]
     data: PathBuf,
     /// The caller's project (the route's project must be this one).

@@ -5,6 +5,8 @@
 // Input reaches this module: no indexing that could panic on it.
 #![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
+pub(crate) mod wire;
+
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
@@ -177,7 +179,7 @@ macro_rules! define_checked {
 
         /// One record's own rules, then each field's limits in the table's
         /// order.
-        fn check_record(index: usize, record: &Record) -> Result<Checked, ChangeError> {
+        pub(crate) fn check_record(index: usize, record: &Record) -> Result<Checked, ChangeError> {
             record
                 .validate()
                 .map_err(|e| ChangeError::record(index, e))?;
@@ -264,7 +266,7 @@ pub(crate) fn check_delete<S: AsRef<str>, T>(
 pub const MAX_OPAQUE_DEPTH: usize = 100;
 
 /// The nesting depth of a JSON value (a scalar is 1), without recursion.
-fn json_depth(value: &Value) -> usize {
+pub(crate) fn json_depth(value: &Value) -> usize {
     let mut deepest = 0;
     let mut stack = vec![(value, 1usize)];
     while let Some((v, depth)) = stack.pop() {
