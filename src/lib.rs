@@ -83,8 +83,8 @@ pub use query::{
 };
 pub use record::{ImageType, Member, MemberStatus, Record, RecordError, Status, MAX_ID_BYTES};
 pub use store::{
-    LoadError, MemoryUsage, Restored, SnapshotError, Store, StoreBuilder, MAX_POSITION_BYTES,
-    MAX_RECORDS, SNAPSHOT_MAGIC, SNAPSHOT_VERSION,
+    LoadError, MemoryUsage, ReadError, ReadStore, Restored, SnapshotError, Store, StoreBuilder,
+    MAX_POSITION_BYTES, MAX_RECORDS, SNAPSHOT_MAGIC, SNAPSHOT_VERSION,
 };
 pub use timestamp::{Timestamp, TimestampError};
 

@@ -40,7 +40,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use backdex::{Engine, Record, Scope};
+use backdex::{Engine, Record, Scope, Store};
 use clap::Parser;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -49,7 +49,7 @@ use serde_json::{json, Value};
 #[derive(Parser, Debug)]
 #[command(about = "An HTTP server answering the four backup read APIs from backdex")]
 struct Args {
-    /// Records to serve: JSON Lines or one JSON array.
+    /// Records to serve: JSON Lines, one JSON array, or a snapshot.
     #[arg(long, conflicts_with = "records")]
     data: Option<PathBuf>,
     /// Synthetic records to serve (when no --data; default 100,000).
@@ -257,24 +257,14 @@ fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Reads records from JSON Lines or one JSON array.
-fn read_records(path: &PathBuf) -> Result<Vec<Record>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if text.trim_start().starts_with('[') {
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?;
-        return backdex::records_from_json(&value).map_err(|e| format!("{}: {e}", path.display()));
-    }
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            let value: Value = serde_json::from_str(line)
-                .map_err(|e| format!("{}:{}: not valid JSON: {e}", path.display(), i + 1))?;
-            Record::from_json(&value).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))
-        })
-        .collect()
+/// Reads a store from a file: a snapshot, JSON Lines or one JSON array
+/// (`Store::read_from`; JSON Lines go through the bulk builder).
+fn read_store(path: &PathBuf) -> Result<Store, String> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Store::read_from(file)
+        .map(|read| read.store)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn read_tokens(path: &PathBuf) -> Result<HashMap<String, Grant>, String> {
@@ -293,18 +283,20 @@ fn main() {
 
 fn run(args: Args) -> Result<(), String> {
     let tokens = read_tokens(&args.tokens)?;
-    let records = match &args.data {
-        Some(path) => read_records(path)?,
-        None => backdex::synth::generate(&backdex::synth::SynthConfig {
-            records: args.records.unwrap_or(100_000),
-            slim: true,
-            ..Default::default()
-        })
-        .collect(),
+    let engine = match &args.data {
+        Some(path) => Engine::from_store(read_store(path)?),
+        None => {
+            let records: Vec<Record> = backdex::synth::generate(&backdex::synth::SynthConfig {
+                records: args.records.unwrap_or(100_000),
+                slim: true,
+                ..Default::default()
+            })
+            .collect();
+            let engine = Engine::new();
+            engine.upsert(&records).map_err(|e| e.to_string())?;
+            engine
+        }
     };
-    let engine = Engine::new();
-    engine.upsert(&records).map_err(|e| e.to_string())?;
-    drop(records);
     let state = AppState {
         engine: Arc::new(engine),
         tokens: Arc::new(tokens),

@@ -80,15 +80,24 @@ impl LoadError {
     }
 }
 
-impl std::fmt::Display for LoadError {
-    /// `line N: ` and what [`crate::records_from_json`] or
-    /// [`Store::upsert`] would say.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl LoadError {
+    /// What is wrong, without the line: what [`crate::records_from_json`]
+    /// or [`Store::upsert`] would say.
+    pub fn reason(&self) -> String {
         match self {
-            LoadError::Json { line, reason } => write!(f, "line {line}: not valid JSON: {reason}"),
-            LoadError::Record { line, error } => write!(f, "line {line}: {error}"),
-            LoadError::Batch { line, error } => write!(f, "line {line}: {error}"),
-            LoadError::Capacity(error) => write!(f, "{error}"),
+            LoadError::Json { reason, .. } => format!("not valid JSON: {reason}"),
+            LoadError::Record { error, .. } => error.to_string(),
+            LoadError::Batch { error, .. } | LoadError::Capacity(error) => error.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for LoadError {
+    /// `line N: ` and the reason.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line() {
+            Some(line) => write!(f, "line {line}: {}", self.reason()),
+            None => f.write_str(&self.reason()),
         }
     }
 }

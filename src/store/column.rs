@@ -121,64 +121,94 @@ impl<T: Clone> Sparse<T> {
     }
 }
 
-/// Marks a null in a span's length.
+/// Marks a null in a stored length (snapshots).
 const NULL_LEN: u32 = u32::MAX;
 
+/// One chunk of a [`StrColumn`]: the rows' texts back to back in row
+/// order, where each ends, and which are null. A row costs 4 bytes plus its
+/// text. A change rewrites the chunk's tail in place (a write copies the
+/// chunk anyway when a snapshot shares it), so the buffer holds no garbage.
 #[derive(Debug, Clone, Default)]
 struct StrChunk {
     bytes: String,
-    /// `(start, len)` into `bytes`, or `len == NULL_LEN` for null.
-    spans: Vec<(u32, u32)>,
-    /// Bytes in `bytes` that no span refers to any more.
-    garbage: usize,
+    /// `ends[j]`: where row `j`'s text ends; it starts where row `j - 1`'s
+    /// ends. The batch rules bound every text by `batch::MAX_TEXT_BYTES`,
+    /// and `MAX_TEXT_BYTES * CHUNK < u32::MAX`.
+    ends: Vec<u32>,
+    /// Bit `j` set: row `j` is null (its text is empty).
+    nulls: Vec<u64>,
 }
 
 impl StrChunk {
+    #[inline]
+    fn span(&self, j: usize) -> (usize, usize) {
+        let start = if j == 0 { 0 } else { self.ends[j - 1] as usize };
+        (start, self.ends[j] as usize)
+    }
+
+    #[inline]
+    fn is_null(&self, j: usize) -> bool {
+        self.nulls
+            .get(j / 64)
+            .is_some_and(|w| w >> (j % 64) & 1 == 1)
+    }
+
+    fn set_null(&mut self, j: usize, null: bool) {
+        if self.nulls.len() <= j / 64 {
+            if !null {
+                return;
+            }
+            self.nulls.resize(j / 64 + 1, 0);
+        }
+        let bit = 1u64 << (j % 64);
+        if null {
+            self.nulls[j / 64] |= bit;
+        } else {
+            self.nulls[j / 64] &= !bit;
+        }
+    }
+
+    #[inline]
     fn get(&self, j: usize) -> Option<&str> {
-        let (start, len) = self.spans[j];
-        if len == NULL_LEN {
+        if self.is_null(j) {
             return None;
         }
-        let start = start as usize;
-        self.bytes.get(start..start + len as usize)
+        let (start, end) = self.span(j);
+        self.bytes.get(start..end)
     }
 
-    fn append(&mut self, value: Option<&str>) -> (u32, u32) {
-        match value {
-            None => (0, NULL_LEN),
-            Some(s) => {
-                // The batch rules bound every text by `batch::MAX_TEXT_BYTES`, and
-                // MAX_TEXT_BYTES * CHUNK < u32::MAX after compaction.
-                let start = self.bytes.len() as u32;
-                self.bytes.push_str(s);
-                (start, s.len() as u32)
-            }
+    fn push(&mut self, value: Option<&str>) {
+        self.bytes.push_str(value.unwrap_or(""));
+        self.ends.push(self.bytes.len() as u32);
+        if value.is_none() {
+            self.set_null(self.ends.len() - 1, true);
         }
     }
 
-    fn compact(&mut self) {
-        let old = std::mem::take(&mut self.bytes);
-        let live: usize = self
-            .spans
-            .iter()
-            .filter(|s| s.1 != NULL_LEN)
-            .map(|s| s.1 as usize)
-            .sum();
-        self.bytes.reserve_exact(live);
-        for span in &mut self.spans {
-            if span.1 != NULL_LEN {
-                let start = span.0 as usize;
-                let text = old.get(start..start + span.1 as usize).unwrap_or_default();
-                span.0 = self.bytes.len() as u32;
-                self.bytes.push_str(text);
+    /// Replaces row `j`'s text, moving the texts after it.
+    fn set(&mut self, j: usize, value: Option<&str>) {
+        let (start, end) = self.span(j);
+        let text = value.unwrap_or("");
+        self.bytes.replace_range(start..end, text);
+        let delta = text.len() as i64 - (end - start) as i64;
+        if delta != 0 {
+            for e in &mut self.ends[j..] {
+                *e = (i64::from(*e) + delta) as u32;
             }
         }
-        self.garbage = 0;
+        self.set_null(j, value.is_none());
+    }
+
+    fn heap_bytes(&self) -> usize {
+        16 + size_of::<StrChunk>()
+            + self.bytes.capacity()
+            + self.ends.capacity() * 4
+            + self.nulls.capacity() * 8
     }
 }
 
 /// A column of nullable strings: each chunk keeps its rows' text in one
-/// buffer, so a row costs 8 bytes plus its text, not an allocation.
+/// buffer, so a row costs 4 bytes plus its text, not an allocation.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StrColumn {
     chunks: Vec<Arc<StrChunk>>,
@@ -207,37 +237,18 @@ impl StrColumn {
             self.chunks.push(Arc::new(StrChunk::default()));
         }
         if let Some(last) = self.chunks.last_mut() {
-            let chunk = Arc::make_mut(last);
-            let span = chunk.append(value);
-            chunk.spans.push(span);
+            Arc::make_mut(last).push(value);
         }
         self.len += 1;
     }
 
     pub(crate) fn set(&mut self, row: usize, value: Option<&str>) {
-        let chunk = Arc::make_mut(&mut self.chunks[row >> CHUNK_BITS]);
-        let j = row & (CHUNK - 1);
-        let old = chunk.spans[j];
-        if old.1 != NULL_LEN {
-            chunk.garbage += old.1 as usize;
-        }
-        chunk.spans[j] = (0, NULL_LEN);
-        let incoming = value.map_or(0, str::len);
-        if chunk.garbage > 4096 && chunk.garbage * 2 > chunk.bytes.len()
-            || chunk.bytes.len() + incoming > u32::MAX as usize
-        {
-            chunk.compact();
-        }
-        chunk.spans[j] = chunk.append(value);
+        Arc::make_mut(&mut self.chunks[row >> CHUNK_BITS]).set(row & (CHUNK - 1), value);
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.chunks.capacity() * size_of::<Arc<StrChunk>>()
-            + self
-                .chunks
-                .iter()
-                .map(|c| 16 + size_of::<StrChunk>() + c.bytes.capacity() + c.spans.capacity() * 8)
-                .sum::<usize>()
+            + self.chunks.iter().map(|c| c.heap_bytes()).sum::<usize>()
     }
 }
 
@@ -284,25 +295,21 @@ impl<T: Clone> Sparse<T> {
     }
 }
 
-/// Each chunk as its spans' lengths (null as `u32::MAX`), then its live
-/// text in row order: written compacted, so a snapshot holds no garbage.
+/// Each chunk as its rows' lengths (null as `u32::MAX`), then its text.
 impl Persist for StrColumn {
     const MIN_BYTES: usize = 8;
     fn save(&self, out: &mut Encoder) {
         out.len(self.len);
         for chunk in &self.chunks {
-            let mut text = 0;
-            for &(_, len) in &chunk.spans {
-                out.u32(len);
-                if len != NULL_LEN {
-                    text += len as usize;
-                }
+            for j in 0..chunk.ends.len() {
+                let (start, end) = chunk.span(j);
+                out.u32(if chunk.is_null(j) {
+                    NULL_LEN
+                } else {
+                    (end - start) as u32
+                });
             }
-            out.len(text);
-            for j in 0..chunk.spans.len() {
-                out.bytes
-                    .extend_from_slice(chunk.get(j).unwrap_or("").as_bytes());
-            }
+            out.str(&chunk.bytes);
         }
     }
     fn load(input: &mut Decoder<'_>) -> Result<StrColumn, Malformed> {
@@ -313,38 +320,68 @@ impl Persist for StrColumn {
             let size = left.min(CHUNK);
             let mut lens = Vec::with_capacity(size);
             u32::load_many(input, size, &mut lens)?;
-            let mut spans = Vec::with_capacity(CHUNK);
-            let mut start = 0u64;
-            for len in lens {
+            let mut chunk = StrChunk {
+                bytes: String::new(),
+                ends: Vec::with_capacity(size),
+                nulls: Vec::new(),
+            };
+            let mut end = 0u64;
+            for (j, len) in lens.into_iter().enumerate() {
                 if len == NULL_LEN {
-                    spans.push((0, NULL_LEN));
+                    chunk.set_null(j, true);
                 } else {
-                    spans.push((start as u32, len));
-                    start += u64::from(len);
+                    end += u64::from(len);
                 }
+                chunk.ends.push(end.min(u64::from(u32::MAX)) as u32);
             }
             let text = input.str()?;
-            if text.len() as u64 != start || start > u64::from(u32::MAX) {
+            if text.len() as u64 != end {
                 return Err(input.malformed(format!(
-                    "a chunk's spans add up to {start} bytes, its text has {}",
+                    "a chunk's lengths add up to {end} bytes, its text has {}",
                     text.len()
                 )));
             }
-            // Each span must fall on character boundaries.
-            if spans
-                .iter()
-                .any(|&(s, l)| l != NULL_LEN && text.get(s as usize..(s + l) as usize).is_none())
-            {
-                return Err(input.malformed("a span splits a character"));
+            // Each row's text must fall on character boundaries.
+            if (0..size).any(|j| {
+                let (start, end) = chunk.span(j);
+                text.get(start..end).is_none()
+            }) {
+                return Err(input.malformed("a row's text splits a character"));
             }
-            chunks.push(Arc::new(StrChunk {
-                bytes: text.to_owned(),
-                spans,
-                garbage: 0,
-            }));
+            chunk.bytes = text.to_owned();
+            chunks.push(Arc::new(chunk));
             left -= size;
         }
         Ok(StrColumn { chunks, len: n })
+    }
+}
+
+/// The rows of one chunk of a [`StrColumn`] being built.
+#[derive(Debug, Default)]
+pub(crate) struct StrBlock(StrChunk);
+
+impl StrBlock {
+    pub(crate) fn push(&mut self, value: Option<&str>) {
+        self.0.push(value);
+    }
+}
+
+impl StrColumn {
+    /// A column of whole chunks (every one but the last full), each
+    /// buffer trimmed to its text.
+    pub(crate) fn from_blocks(blocks: Vec<StrBlock>) -> StrColumn {
+        let len = blocks.iter().map(|b| b.0.ends.len()).sum();
+        debug_assert!(blocks.iter().rev().skip(1).all(|b| b.0.ends.len() == CHUNK));
+        StrColumn {
+            chunks: blocks
+                .into_iter()
+                .map(|mut b| {
+                    b.0.bytes.shrink_to_fit();
+                    Arc::new(b.0)
+                })
+                .collect(),
+            len,
+        }
     }
 }
 
@@ -355,33 +392,6 @@ impl<T: Clone> Chunked<T> {
         debug_assert!(chunks.iter().rev().skip(1).all(|c| c.len() == CHUNK));
         Chunked {
             chunks: chunks.into_iter().map(Arc::new).collect(),
-            len,
-        }
-    }
-}
-
-/// The rows of one chunk of a [`StrColumn`] being built.
-#[derive(Debug, Default)]
-pub(crate) struct StrBlock(StrChunk);
-
-impl StrBlock {
-    pub(crate) fn push(&mut self, value: Option<&str>) {
-        let span = self.0.append(value);
-        self.0.spans.push(span);
-    }
-}
-
-impl StrColumn {
-    /// A column of whole chunks (every one but the last full).
-    pub(crate) fn from_blocks(blocks: Vec<StrBlock>) -> StrColumn {
-        let len = blocks.iter().map(|b| b.0.spans.len()).sum();
-        debug_assert!(blocks
-            .iter()
-            .rev()
-            .skip(1)
-            .all(|b| b.0.spans.len() == CHUNK));
-        StrColumn {
-            chunks: blocks.into_iter().map(|b| Arc::new(b.0)).collect(),
             len,
         }
     }

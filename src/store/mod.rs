@@ -49,6 +49,7 @@ mod column;
 mod derived;
 mod dict;
 mod field;
+mod read;
 mod snapshot;
 mod table;
 mod validate;
@@ -58,6 +59,7 @@ use roaring::RoaringBitmap;
 
 pub use build::{LoadError, StoreBuilder};
 pub(crate) use field::RawJson;
+pub use read::{ReadError, ReadStore};
 pub use snapshot::{Restored, SnapshotError, MAX_POSITION_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 pub(crate) use table::{BitmapKey, OrderKey, RowView, TextField};
 
