@@ -17,7 +17,7 @@ use roaring::RoaringBitmap;
 use serde_json::Value;
 
 use super::column::CHUNK;
-use super::table::{Columns, Derived, RowBlock};
+use super::table::{Columns, Derived, RowBlock, Shared};
 use super::{BitmapKey, Indexes, OrderKey, Store, TextField, MAX_RECORDS};
 use crate::batch::check_record;
 use crate::batch::wire::{raw_record, Wire};
@@ -30,10 +30,25 @@ use crate::record::{Record, RecordError};
 pub(crate) trait Build<V: Wire>: Sized {
     /// One chunk of rows being built.
     type Block: Default + Send;
+    /// The text bytes a part takes in its block (for exact allocation).
+    fn text_len(_part: &V::Part<'_>) -> usize {
+        0
+    }
+    /// An empty block with room for exactly `rows` rows holding `text`
+    /// bytes of text: every block is allocated once, so building leaves
+    /// no freed growth steps behind (the process's memory stays what the
+    /// store accounts).
+    fn block(rows: usize, text: usize) -> Self::Block;
     fn push(block: &mut Self::Block, part: &V::Part<'_>);
-    /// The column from its blocks in row order, every one but the last a
-    /// full chunk.
-    fn assemble(blocks: Vec<Self::Block>) -> Self;
+    /// What the blocks of a column share once built (a dictionary).
+    type Shared: Default + Send;
+    /// Hands a built block's local state over to what the column shares
+    /// (its values to the dictionary, its codes made global), in row
+    /// order, as soon as the block is built: local state does not pile up.
+    fn seal(_block: &mut Self::Block, _shared: &mut Self::Shared) {}
+    /// The column from its sealed blocks in row order, every one but the
+    /// last a full chunk.
+    fn assemble(blocks: Vec<Self::Block>, shared: Self::Shared) -> Self;
 }
 
 /// Why a bulk load failed: the first line that does not decode, else the
@@ -117,22 +132,26 @@ struct Built {
 type Line<'a> = (usize, &'a [u8]);
 
 /// Builds one block from up to a chunk of lines; `first` is the position
-/// of its first record.
+/// of its first record. Every line is decoded first, so that the block is
+/// allocated at its exact size.
 fn build_block(lines: &[Line<'_>], first: usize) -> Built {
     let mut built = Built {
         block: RowBlock::default(),
         undecodable: None,
         rule_broken: None,
     };
-    for (i, &(line, bytes)) in lines.iter().enumerate() {
-        if let Ok(parts) =
-            raw_record(bytes).and_then(|raw| raw.parts().map(|p| built.block.push(&p)))
-        {
-            let () = parts;
+    let raws: Vec<_> = lines.iter().map(|&(_, bytes)| raw_record(bytes)).collect();
+    let parts: Vec<_> = raws
+        .iter()
+        .map(|raw| raw.as_ref().map_err(|&r| r).and_then(|raw| raw.parts()))
+        .collect();
+    // The reference path decides on every line the fast path refused.
+    let mut plains: Vec<(usize, Vec<u8>)> = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        if part.is_ok() {
             continue;
         }
-        // The reference path decides, and words the error.
-        let index = first + i;
+        let (index, (line, bytes)) = (first + i, lines[i]);
         let value: Value = match serde_json::from_slice(bytes) {
             Ok(value) => value,
             Err(e) => {
@@ -156,23 +175,47 @@ fn build_block(lines: &[Line<'_>], first: usize) -> Built {
                 .get_or_insert((index, LoadError::Batch { line, error }));
             continue;
         }
-        // Accepted by the reference path (a repeated key, say): its record,
-        // written out plainly, is what the fast path takes.
-        let plain = serde_json::to_vec(&record).unwrap_or_default();
-        let taken = raw_record(&plain).and_then(|raw| raw.parts().map(|p| built.block.push(&p)));
-        if taken.is_err() {
-            built.rule_broken.get_or_insert((
-                index,
-                LoadError::Batch {
-                    line,
-                    error: ChangeError::InvalidRecord {
+        // Accepted (a repeated key, say): the record written out plainly is
+        // what the fast path takes.
+        plains.push((i, serde_json::to_vec(&record).unwrap_or_default()));
+    }
+    let plain_raws: Vec<_> = plains
+        .iter()
+        .map(|(i, bytes)| (*i, raw_record(bytes)))
+        .collect();
+    let plain_parts: Vec<_> = plain_raws
+        .iter()
+        .map(|(i, raw)| (*i, raw.as_ref().map_err(|&r| r).and_then(|raw| raw.parts())))
+        .collect();
+    let mut rows = Vec::with_capacity(lines.len());
+    let mut plain = plain_parts.iter().peekable();
+    for (i, part) in parts.iter().enumerate() {
+        match part {
+            Ok(part) => rows.push(part),
+            Err(_) => match plain.next_if(|(j, _)| *j == i) {
+                Some((_, Ok(part))) => rows.push(part),
+                Some((_, Err(_))) => {
+                    let index = first + i;
+                    built.rule_broken.get_or_insert((
                         index,
-                        field: String::new(),
-                        reason: "the bulk builder cannot take this record (a bug)".into(),
-                    },
-                },
-            ));
+                        LoadError::Batch {
+                            line: lines[i].0,
+                            error: ChangeError::InvalidRecord {
+                                index,
+                                field: String::new(),
+                                reason: "the bulk builder cannot take this record (a bug)".into(),
+                            },
+                        },
+                    ));
+                }
+                // A record that breaks a batch rule: not built.
+                None => {}
+            },
         }
+    }
+    built.block = RowBlock::with_room(&rows);
+    for part in rows {
+        built.block.push(part);
     }
     built
 }
@@ -203,6 +246,8 @@ pub struct StoreBuilder {
     tail: Vec<u8>,
     tail_line: usize,
     blocks: Vec<RowBlock>,
+    /// What the built blocks' columns share (their dictionaries).
+    shared: Shared,
     /// The line of each record built, by position (for the errors found
     /// at the end).
     lines: Vec<usize>,
@@ -239,6 +284,7 @@ impl StoreBuilder {
             tail: Vec::new(),
             tail_line: 1,
             blocks: Vec::new(),
+            shared: Shared::default(),
             lines: Vec::new(),
             undecodable: None,
             rule_broken: None,
@@ -310,6 +356,8 @@ impl StoreBuilder {
             }
             self.blocks.push(b.block);
         }
+        let sealed = self.blocks.len() - lines.len().div_ceil(CHUNK);
+        RowBlock::seal(&mut self.blocks[sealed..], &mut self.shared);
     }
 
     /// Builds the store from everything handed over.
@@ -341,7 +389,10 @@ impl StoreBuilder {
         }
         // Rows are positions up to the first record that breaks a rule
         // (it is not built); only repeats before it can be reported.
-        let cols = Columns::from_blocks(std::mem::take(&mut self.blocks));
+        let cols = Columns::from_blocks(
+            std::mem::take(&mut self.blocks),
+            std::mem::take(&mut self.shared),
+        );
         let mut live = RoaringBitmap::new();
         live.insert_range(0..n as u32);
         let mut store = Store {

@@ -361,25 +361,27 @@ impl Persist for StrColumn {
 pub(crate) struct StrBlock(StrChunk);
 
 impl StrBlock {
+    /// Room for exactly `rows` rows and `text` bytes.
+    pub(crate) fn with_room(rows: usize, text: usize) -> StrBlock {
+        StrBlock(StrChunk {
+            bytes: String::with_capacity(text),
+            ends: Vec::with_capacity(rows),
+            nulls: Vec::new(),
+        })
+    }
+
     pub(crate) fn push(&mut self, value: Option<&str>) {
         self.0.push(value);
     }
 }
 
 impl StrColumn {
-    /// A column of whole chunks (every one but the last full), each
-    /// buffer trimmed to its text.
+    /// A column of whole chunks (every one but the last full).
     pub(crate) fn from_blocks(blocks: Vec<StrBlock>) -> StrColumn {
         let len = blocks.iter().map(|b| b.0.ends.len()).sum();
         debug_assert!(blocks.iter().rev().skip(1).all(|b| b.0.ends.len() == CHUNK));
         StrColumn {
-            chunks: blocks
-                .into_iter()
-                .map(|mut b| {
-                    b.0.bytes.shrink_to_fit();
-                    Arc::new(b.0)
-                })
-                .collect(),
+            chunks: blocks.into_iter().map(|b| Arc::new(b.0)).collect(),
             len,
         }
     }

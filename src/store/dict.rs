@@ -303,18 +303,13 @@ impl LocalDict {
 }
 
 impl Dict {
-    /// Merges the blocks' values in order, taking each value's rows as
-    /// references; returns each block's local-to-global code map.
-    pub(crate) fn merge(&mut self, locals: &[LocalDict]) -> Vec<Vec<u32>> {
-        locals
+    /// Takes a block's values, each with its rows as references; returns
+    /// the block's local-to-global code map.
+    pub(crate) fn merge_one(&mut self, local: &LocalDict) -> Vec<u32> {
+        local
+            .values
             .iter()
-            .map(|local| {
-                local
-                    .values
-                    .iter()
-                    .map(|(value, &refs)| self.acquire_many(value, refs))
-                    .collect()
-            })
+            .map(|(value, &refs)| self.acquire_many(value, refs))
             .collect()
     }
 
@@ -335,36 +330,40 @@ pub(crate) struct DictBlock {
 }
 
 impl DictBlock {
+    /// Room for exactly `rows` rows.
+    pub(crate) fn with_room(rows: usize) -> DictBlock {
+        DictBlock {
+            codes: Vec::with_capacity(rows),
+            local: LocalDict::default(),
+        }
+    }
+
     pub(crate) fn push(&mut self, value: Option<&str>) {
         let code = value.map_or(NULL_CODE, |v| self.local.code(v));
         self.codes.push(code);
     }
 }
 
+impl DictBlock {
+    /// Hands the block's values to the column's dictionary and makes its
+    /// codes global.
+    pub(crate) fn seal(&mut self, dict: &mut Dict) {
+        let map = dict.merge_one(&std::mem::take(&mut self.local));
+        for code in &mut self.codes {
+            if *code != NULL_CODE {
+                *code = map.get(*code as usize).copied().unwrap_or(NULL_CODE);
+            }
+        }
+    }
+}
+
 impl DictColumn {
-    /// A column from its blocks, in row order (every one but the last a
-    /// full chunk): one dictionary merge, then each block's codes mapped.
-    pub(crate) fn from_blocks(blocks: Vec<DictBlock>) -> DictColumn {
-        let mut dict = Dict::default();
-        let (codes, locals): (Vec<Vec<u32>>, Vec<LocalDict>) =
-            blocks.into_iter().map(|b| (b.codes, b.local)).unzip();
-        let maps = dict.merge(&locals);
-        drop(locals);
-        let codes = codes
-            .into_iter()
-            .zip(maps)
-            .map(|(mut codes, map)| {
-                for code in &mut codes {
-                    if *code != NULL_CODE {
-                        *code = map.get(*code as usize).copied().unwrap_or(NULL_CODE);
-                    }
-                }
-                codes
-            })
-            .collect();
+    /// A column from its sealed blocks, in row order (every one but the
+    /// last a full chunk), and the dictionary they were sealed into.
+    pub(crate) fn from_blocks(blocks: Vec<DictBlock>, dict: Dict) -> DictColumn {
         DictColumn {
             dict,
-            codes: Chunked::from_chunks(codes),
+            codes: Chunked::from_chunks(blocks.into_iter().map(|b| b.codes).collect()),
         }
     }
 }

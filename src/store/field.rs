@@ -817,31 +817,52 @@ impl Persist for MembersColumn {
 
 impl Build<String> for StrColumn {
     type Block = StrBlock;
+    fn text_len(part: &&str) -> usize {
+        part.len()
+    }
+    fn block(rows: usize, text: usize) -> StrBlock {
+        StrBlock::with_room(rows, text)
+    }
     fn push(block: &mut StrBlock, part: &&str) {
         block.push(Some(part));
     }
-    fn assemble(blocks: Vec<StrBlock>) -> StrColumn {
+    type Shared = ();
+    fn assemble(blocks: Vec<StrBlock>, _: ()) -> StrColumn {
         StrColumn::from_blocks(blocks)
     }
 }
 
 impl Build<String> for DictColumn {
     type Block = DictBlock;
+    fn block(rows: usize, _: usize) -> DictBlock {
+        DictBlock::with_room(rows)
+    }
     fn push(block: &mut DictBlock, part: &&str) {
         block.push(Some(part));
     }
-    fn assemble(blocks: Vec<DictBlock>) -> DictColumn {
-        DictColumn::from_blocks(blocks)
+    type Shared = Dict;
+    fn seal(block: &mut DictBlock, dict: &mut Dict) {
+        block.seal(dict);
+    }
+    fn assemble(blocks: Vec<DictBlock>, dict: Dict) -> DictColumn {
+        DictColumn::from_blocks(blocks, dict)
     }
 }
 
 impl Build<Option<String>> for DictColumn {
     type Block = DictBlock;
+    fn block(rows: usize, _: usize) -> DictBlock {
+        DictBlock::with_room(rows)
+    }
     fn push(block: &mut DictBlock, part: &Option<&str>) {
         block.push(*part);
     }
-    fn assemble(blocks: Vec<DictBlock>) -> DictColumn {
-        DictColumn::from_blocks(blocks)
+    type Shared = Dict;
+    fn seal(block: &mut DictBlock, dict: &mut Dict) {
+        block.seal(dict);
+    }
+    fn assemble(blocks: Vec<DictBlock>, dict: Dict) -> DictColumn {
+        DictColumn::from_blocks(blocks, dict)
     }
 }
 
@@ -850,10 +871,14 @@ macro_rules! build_fixed {
     ($($ty:ty),*) => {
         $(impl Build<$ty> for Chunked<$ty> {
             type Block = Vec<$ty>;
+            fn block(rows: usize, _: usize) -> Vec<$ty> {
+                Vec::with_capacity(rows)
+            }
             fn push(block: &mut Vec<$ty>, part: &$ty) {
                 block.push(*part);
             }
-            fn assemble(blocks: Vec<Vec<$ty>>) -> Chunked<$ty> {
+            type Shared = ();
+            fn assemble(blocks: Vec<Vec<$ty>>, _: ()) -> Chunked<$ty> {
                 Chunked::from_chunks(blocks)
             }
         })*
@@ -863,20 +888,28 @@ build_fixed!(u64, bool, Status, ImageType);
 
 impl Build<Timestamp> for TimeColumn {
     type Block = Vec<i64>;
+    fn block(rows: usize, _: usize) -> Vec<i64> {
+        Vec::with_capacity(rows)
+    }
     fn push(block: &mut Vec<i64>, part: &Timestamp) {
         block.push(part.as_micros());
     }
-    fn assemble(blocks: Vec<Vec<i64>>) -> TimeColumn {
+    type Shared = ();
+    fn assemble(blocks: Vec<Vec<i64>>, _: ()) -> TimeColumn {
         TimeColumn(Chunked::from_chunks(blocks))
     }
 }
 
 impl Build<Option<Timestamp>> for TimeColumn {
     type Block = Vec<i64>;
+    fn block(rows: usize, _: usize) -> Vec<i64> {
+        Vec::with_capacity(rows)
+    }
     fn push(block: &mut Vec<i64>, part: &Option<Timestamp>) {
         block.push(part.map_or(NULL_TIME, Timestamp::as_micros));
     }
-    fn assemble(blocks: Vec<Vec<i64>>) -> TimeColumn {
+    type Shared = ();
+    fn assemble(blocks: Vec<Vec<i64>>, _: ()) -> TimeColumn {
         TimeColumn(Chunked::from_chunks(blocks))
     }
 }
@@ -886,10 +919,17 @@ macro_rules! build_json {
     ($($ty:ty),*) => {
         $(impl Build<$ty> for JsonColumn {
             type Block = StrBlock;
+            fn text_len(part: &std::borrow::Cow<'_, str>) -> usize {
+                part.len()
+            }
+            fn block(rows: usize, text: usize) -> StrBlock {
+                StrBlock::with_room(rows, text)
+            }
             fn push(block: &mut StrBlock, part: &std::borrow::Cow<'_, str>) {
                 block.push(Some(part));
             }
-            fn assemble(blocks: Vec<StrBlock>) -> JsonColumn {
+            type Shared = ();
+            fn assemble(blocks: Vec<StrBlock>, _: ()) -> JsonColumn {
                 JsonColumn(StrColumn::from_blocks(blocks))
             }
         })*
@@ -911,6 +951,9 @@ pub(crate) struct MembersBlock {
 
 impl Build<Vec<Member>> for MembersColumn {
     type Block = MembersBlock;
+    fn block(_: usize, _: usize) -> MembersBlock {
+        MembersBlock::default()
+    }
     fn push(block: &mut MembersBlock, part: &Vec<(&str, MemberStatus)>) {
         if !part.is_empty() {
             let members = part
@@ -921,26 +964,23 @@ impl Build<Vec<Member>> for MembersColumn {
         }
         block.len += 1;
     }
-    fn assemble(blocks: Vec<MembersBlock>) -> MembersColumn {
-        let mut dests = Dict::default();
-        let (rows, locals): (Vec<_>, Vec<_>) =
-            blocks.into_iter().map(|b| (b.rows, b.dests)).unzip();
-        let maps = dests.merge(&locals);
-        let pairs = rows
-            .into_iter()
-            .zip(maps)
-            .enumerate()
-            .flat_map(|(i, (rows, map))| {
-                rows.into_iter().map(move |(offset, members)| {
-                    let global: Box<[(u32, MemberStatus)]> = members
-                        .iter()
-                        .map(|&(dest, status)| {
-                            (map.get(dest as usize).copied().unwrap_or(NULL_CODE), status)
-                        })
-                        .collect();
-                    ((i * CHUNK) as u32 + offset, global)
-                })
-            });
+    type Shared = Dict;
+    /// The destinations go to the column's dictionary; codes made global.
+    fn seal(block: &mut MembersBlock, dests: &mut Dict) {
+        let map = dests.merge_one(&std::mem::take(&mut block.dests));
+        for (_, members) in &mut block.rows {
+            for (dest, _) in members.iter_mut() {
+                *dest = map.get(*dest as usize).copied().unwrap_or(NULL_CODE);
+            }
+        }
+    }
+    fn assemble(blocks: Vec<MembersBlock>, dests: Dict) -> MembersColumn {
+        let pairs = blocks.into_iter().enumerate().flat_map(|(i, block)| {
+            block
+                .rows
+                .into_iter()
+                .map(move |(offset, members)| ((i * CHUNK) as u32 + offset, members))
+        });
         MembersColumn {
             rows: Sparse::from_pairs(pairs),
             dests,

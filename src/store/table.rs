@@ -173,6 +173,17 @@ macro_rules! store_table {
         }
 
         impl RowBlock {
+            /// An empty block with room for exactly these records.
+            pub(crate) fn with_room(rows: &[&Parts<'_>]) -> RowBlock {
+                RowBlock {
+                    $( $field: <column!($column, $ty) as Build<$ty>>::block(
+                        rows.len(),
+                        rows.iter().map(|p| <column!($column, $ty) as Build<$ty>>::text_len(&p.$field)).sum(),
+                    ), )*
+                    len: 0,
+                }
+            }
+
             /// Appends a record's checked parts.
             pub(crate) fn push(&mut self, parts: &Parts<'_>) {
                 $( <column!($column, $ty) as Build<$ty>>::push(&mut self.$field, &parts.$field); )*
@@ -180,16 +191,51 @@ macro_rules! store_table {
             }
         }
 
+        /// What each column's built blocks share (its dictionary).
+        #[derive(Default)]
+        pub(crate) struct Shared {
+            $( $field: <column!($column, $ty) as Build<$ty>>::Shared, )*
+        }
+
+        impl RowBlock {
+            /// Seals freshly built blocks, in row order, each column on the
+            /// pool.
+            pub(crate) fn seal(blocks: &mut [RowBlock], shared: &mut Shared) {
+                // Each column's blocks, borrowed apart, for its own task.
+                struct Columnwise<'a> {
+                    $( $field: Vec<&'a mut <column!($column, $ty) as Build<$ty>>::Block>, )*
+                }
+                let mut columnwise = Columnwise { $( $field: Vec::with_capacity(blocks.len()), )* };
+                for block in blocks.iter_mut() {
+                    let RowBlock { $( $field, )* len: _ } = block;
+                    $( columnwise.$field.push($field); )*
+                }
+                rayon::scope(|scope| {
+                    $( {
+                        let state = &mut shared.$field;
+                        let parts = std::mem::take(&mut columnwise.$field);
+                        scope.spawn(move |_| {
+                            for part in parts {
+                                <column!($column, $ty) as Build<$ty>>::seal(part, state);
+                            }
+                        });
+                    } )*
+                });
+            }
+        }
+
         impl Columns {
-            /// The columns from their blocks in row order (every one but
-            /// the last a full chunk), each column assembled on the pool.
-            pub(crate) fn from_blocks(mut blocks: Vec<RowBlock>) -> Columns {
+            /// The columns from their sealed blocks in row order (every one
+            /// but the last a full chunk), each column assembled on the
+            /// pool.
+            pub(crate) fn from_blocks(mut blocks: Vec<RowBlock>, shared: Shared) -> Columns {
                 let mut cols = Columns::default();
                 rayon::scope(|scope| {
                     $( {
                         let slot = &mut cols.$field;
+                        let state = shared.$field;
                         let parts: Vec<_> = blocks.iter_mut().map(|b| std::mem::take(&mut b.$field)).collect();
-                        scope.spawn(move |_| *slot = <column!($column, $ty) as Build<$ty>>::assemble(parts));
+                        scope.spawn(move |_| *slot = <column!($column, $ty) as Build<$ty>>::assemble(parts, state));
                     } )*
                 });
                 cols
