@@ -360,3 +360,68 @@ pub fn ops(data: &[u8]) {
         }
     }
 }
+
+/// Arbitrary bytes as a snapshot: reading never panics and never returns
+/// a half-built store; a store read back answers requests without
+/// panicking, and writes out to bytes that read back to the same records.
+pub fn snapshot(data: &[u8]) {
+    let Ok(restored) = Store::read_snapshot(data) else {
+        return;
+    };
+    let store = restored.store;
+    for (path, query) in [
+        ("/v3/p1/backups", "sort=name:asc,created_at:desc&limit=3"),
+        ("/v1/p1/checkpoint_items/count", "status=available"),
+        ("/v2/p2/os-vendor-backup-sharing/count", "share_to_me=true"),
+    ] {
+        let _ = store.handle(path, query, &Scope::project("p1"));
+    }
+    let mut again = Vec::new();
+    store
+        .write_snapshot(&mut again, &restored.position)
+        .expect("a restored store writes");
+    let twice = Store::read_snapshot(&again[..]).expect("what was written reads back");
+    assert_eq!(twice.store.records(), store.records());
+}
+
+/// Arbitrary bytes as JSON Lines, handed to the bulk builder in pieces
+/// (cut where the first byte says): it builds what decoding each line and
+/// one upsert build, or refuses with the same line and reason.
+pub fn lines(data: &[u8]) {
+    let Some((&cut, text)) = data.split_first() else {
+        return;
+    };
+    let mut builder = backdex::StoreBuilder::new();
+    let at = (cut as usize * 7).min(text.len());
+    builder.push_lines(&text[..at]);
+    builder.push_lines(&text[at..]);
+    let got = builder.finish().map_err(|e| e.to_string());
+    let want = lines_reference(text);
+    match (got, want) {
+        (Ok(got), Ok(want)) => {
+            got.internal_validate().expect("indexes agree with columns");
+            assert_eq!(got.records(), want.records());
+        }
+        (Err(got), Err(want)) => assert_eq!(got, want),
+        (got, want) => panic!("builder {:?}, reference {:?}", got.err(), want.err()),
+    }
+}
+
+fn lines_reference(text: &[u8]) -> Result<Store, String> {
+    let (mut records, mut lines) = (Vec::new(), Vec::new());
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let value: Value = serde_json::from_slice(line)
+            .map_err(|e| format!("line {}: not valid JSON: {e}", i + 1))?;
+        records.push(Record::from_value(value).map_err(|e| format!("line {}: {e}", i + 1))?);
+        lines.push(i + 1);
+    }
+    let mut store = Store::new();
+    store.upsert(&records).map_err(|e| match &e {
+        backdex::ChangeError::InvalidRecord { index, .. } => format!("line {}: {e}", lines[*index]),
+        _ => e.to_string(),
+    })?;
+    Ok(store)
+}

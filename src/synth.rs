@@ -110,7 +110,12 @@ impl Rng {
         if let Some(p) = head.iter().position(|&h| u < h) {
             return p;
         }
-        let tail = (projects.max(5) - 4) as f64;
+        // With only the four head projects there is no tail: spread the
+        // rest over them.
+        if projects <= 4 {
+            return self.below(projects.max(1) as u64) as usize;
+        }
+        let tail = (projects - 4) as f64;
         4 + (tail.powf(self.unit()) as usize - 1).min(tail as usize - 1)
     }
 }
@@ -381,5 +386,17 @@ mod tests {
             .take(10)
             .collect();
         assert_ne!(other, records[..10]);
+    }
+
+    #[test]
+    fn few_projects_stay_in_range() {
+        for projects in 0..6 {
+            let config = SynthConfig {
+                records: 300,
+                projects,
+                ..Default::default()
+            };
+            assert_eq!(generate(&config).count(), 300);
+        }
     }
 }

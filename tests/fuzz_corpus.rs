@@ -46,3 +46,16 @@ fn request_corpus_replays() {
 fn ops_corpus_replays() {
     assert!(replay("ops", harness::ops) > 0, "no committed inputs");
 }
+
+#[test]
+fn snapshot_corpus_replays() {
+    assert!(
+        replay("snapshot", harness::snapshot) > 0,
+        "no committed inputs"
+    );
+}
+
+#[test]
+fn lines_corpus_replays() {
+    assert!(replay("lines", harness::lines) > 0, "no committed inputs");
+}
