@@ -32,6 +32,13 @@ pub(crate) struct BitmapIndex {
 }
 
 impl BitmapIndex {
+    /// From each code's rows (by code).
+    pub(crate) fn from_bitmaps(by_code: Vec<RoaringBitmap>) -> BitmapIndex {
+        BitmapIndex {
+            by_code: by_code.into_iter().map(Arc::new).collect(),
+        }
+    }
+
     pub(crate) fn insert(&mut self, code: u32, row: u32) {
         let i = code as usize;
         if i >= self.by_code.len() {

@@ -272,8 +272,10 @@ impl Default for StoreBuilder {
 }
 
 /// Whether a line holds nothing but whitespace (it is skipped).
+#[inline]
 fn blank(line: &[u8]) -> bool {
-    line.iter().all(u8::is_ascii_whitespace)
+    // A record line starts with `{` (or spaces): most lines decide at once.
+    line.first().is_none_or(u8::is_ascii_whitespace) && line.iter().all(u8::is_ascii_whitespace)
 }
 
 impl StoreBuilder {
@@ -296,10 +298,9 @@ impl StoreBuilder {
     /// parsed and built right away, on all cores; the rest waits for the
     /// next piece or [`StoreBuilder::finish`].
     pub fn push_lines(&mut self, piece: &[u8]) {
-        let (Some(first_newline), Some(last_newline)) = (
-            piece.iter().position(|&b| b == b'\n'),
-            piece.iter().rposition(|&b| b == b'\n'),
-        ) else {
+        let (Some(first_newline), Some(last_newline)) =
+            (memchr::memchr(b'\n', piece), memchr::memrchr(b'\n', piece))
+        else {
             self.tail.extend_from_slice(piece);
             return;
         };
@@ -312,11 +313,15 @@ impl StoreBuilder {
         let mut lines: Vec<Line<'_>> = pending.iter().map(|(n, l)| (*n, l.as_slice())).collect();
         let mut next = self.tail_line + 1;
         if first_newline < last_newline {
-            for line in piece[first_newline + 1..last_newline].split(|&b| b == b'\n') {
+            let body = &piece[first_newline + 1..=last_newline];
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', body) {
+                let line = &body[start..end];
                 if !blank(line) {
                     lines.push((next, line));
                 }
                 next += 1;
+                start = end + 1;
             }
         }
         let whole = lines.len() / CHUNK * CHUNK;

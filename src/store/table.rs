@@ -526,14 +526,22 @@ impl Columns {
 
     /// The bitmap index of `key`, built from the live rows.
     pub(crate) fn bitmap_index(&self, key: BitmapKey, live: &RoaringBitmap) -> BitmapIndex {
-        let mut index = BitmapIndex::default();
+        // Owned bitmaps, appended to in row order, shared only at the end.
+        let mut by_code: Vec<RoaringBitmap> = Vec::new();
         for row in live.iter() {
             let code = self.code(key, row as usize);
-            if code != NULL_CODE {
-                index.insert(code, row);
+            if code == NULL_CODE {
+                continue;
+            }
+            let i = code as usize;
+            if i >= by_code.len() {
+                by_code.resize_with(i + 1, RoaringBitmap::new);
+            }
+            if by_code[i].try_push(row).is_err() {
+                by_code[i].insert(row);
             }
         }
-        index
+        BitmapIndex::from_bitmaps(by_code)
     }
 
     /// The trigram index of `field`, built from its dictionary's values.
