@@ -58,6 +58,9 @@ const MAX_SECTION_BYTES: u64 = 1 << 40;
 /// regrowing).
 const PREALLOCATE_MAX: u64 = 1 << 28;
 
+/// Sections read ahead of their decoding, at most.
+const IN_FLIGHT: usize = 3;
+
 /// Why a snapshot cannot be written or read. Offsets count bytes from the
 /// start of the file.
 #[derive(Debug)]
@@ -454,6 +457,7 @@ fn read_section(
     input: &mut impl Read,
     expected: &'static str,
     at: &mut u64,
+    mut payload: Vec<u8>,
 ) -> Result<Section, SnapshotError> {
     let start = *at;
     let mut head = vec![0u8; 1];
@@ -481,7 +485,8 @@ fn read_section(
             format!("a section length of {payload_len} bytes is absurd"),
         ));
     }
-    let mut payload = Vec::with_capacity(payload_len.min(PREALLOCATE_MAX) as usize);
+    payload.clear();
+    payload.reserve(payload_len.min(PREALLOCATE_MAX) as usize);
     let got = input
         .by_ref()
         .take(payload_len)
@@ -633,7 +638,7 @@ impl Store {
             });
         }
         let mut at = 12;
-        let header = read_section(&mut input, "header", &mut at)?;
+        let header = read_section(&mut input, "header", &mut at, Vec::new())?;
         let header: Header = take_part(&mut std::iter::once(decode_section(&header, |d| {
             Ok(Box::new(Header::load(d)?))
         })?))?;
@@ -648,12 +653,29 @@ impl Store {
         let mut decoded: Vec<Option<Result<Decoded, SnapshotError>>> =
             parts.iter().map(|_| None).collect();
         let mut framing = Ok(());
+        // A few payload buffers go round: reading touches their pages once
+        // instead of a fresh buffer's per section.
+        let (give_back, returned) = std::sync::mpsc::channel::<Vec<u8>>();
+        let mut buffers = 0;
         rayon::in_place_scope(|scope| {
             for (part, slot) in parts.iter().zip(decoded.iter_mut()) {
-                match read_section(&mut input, part.name, &mut at) {
-                    Ok(section) => scope.spawn(move |_| {
-                        *slot = Some(decode_section(&section, |d| (part.decode)(d, bounds)));
-                    }),
+                let buffer = match returned.try_recv() {
+                    Ok(buffer) => buffer,
+                    Err(_) if buffers < IN_FLIGHT => {
+                        buffers += 1;
+                        Vec::new()
+                    }
+                    Err(_) => returned.recv().unwrap_or_default(),
+                };
+                match read_section(&mut input, part.name, &mut at, buffer) {
+                    Ok(section) => {
+                        let give_back = give_back.clone();
+                        scope.spawn(move |_| {
+                            *slot = Some(decode_section(&section, |d| (part.decode)(d, bounds)));
+                            // The reader may be gone (it stopped at a fault).
+                            let _ = give_back.send(section.payload);
+                        });
+                    }
                     Err(e) => {
                         framing = Err(e);
                         return;
