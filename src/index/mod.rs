@@ -297,12 +297,13 @@ impl IpIndex {
         self.gathered.get_or_insert_with(Vec::new);
     }
 
-    /// Builds the gathered inserts in, with every pair already held, by one
-    /// sort.
+    /// Builds the gathered inserts in: sorted, then merged with the pairs
+    /// already held.
     pub(crate) fn build_gathered(&mut self) {
-        if let Some(mut pairs) = self.gathered.take() {
-            pairs.extend(self.pairs());
-            *self = IpIndex::from_pairs(pairs);
+        if let Some(pairs) = self.gathered.take() {
+            let fresh = IpIndex::from_pairs(pairs);
+            self.v4 = merge_seqs(&self.v4, &fresh.v4);
+            self.v6 = merge_seqs(&self.v6, &fresh.v6);
         }
     }
 
@@ -357,6 +358,23 @@ impl IpIndex {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.v4.heap_bytes() + self.v6.heap_bytes()
     }
+}
+
+/// Two sorted sequences merged into one, with full leaves.
+fn merge_seqs<T: Ord + Copy>(a: &SortedSeq<T>, b: &SortedSeq<T>) -> SortedSeq<T> {
+    if b.len() == 0 {
+        return a.clone();
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let mut b = b.iter().copied().peekable();
+    for &x in a.iter() {
+        while let Some(y) = b.next_if(|&y| y < x) {
+            out.push(y);
+        }
+        out.push(x);
+    }
+    out.extend(b);
+    SortedSeq::from_sorted(out)
 }
 
 /// The sharing indexes: rows shared to each destination project, split by

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::oracle::Oracle;
 use crate::record::{ImageType, Member, MemberStatus, Record, Status};
-use crate::store::{BitmapKey, OrderKey, Store, TextField};
+use crate::store::{BitmapKey, OrderKey, Store, TextField, BULK_MIN};
 use crate::timestamp::Timestamp;
 
 // Small pools, so that ids, names, timestamps and values collide a lot.
@@ -543,6 +543,30 @@ fn bulk_loads_and_large_replacements_match_the_oracle() {
         .collect();
     assert_eq!(store.delete(&gone), Ok(gone.len()));
     oracle.delete(&gone).unwrap();
+    // A large batch smaller than the store: its rows are sorted and merged
+    // into the ordered indexes (half of it replaces records, new contents).
+    let third_fresh: Vec<Record> = generate(&SynthConfig {
+        records: 4500,
+        seed: 5,
+        ..config.clone()
+    })
+    .collect();
+    let live: Vec<String> = store.records().iter().map(|r| r.id.clone()).collect();
+    let third: Vec<Record> = third_fresh
+        .iter()
+        .enumerate()
+        .map(|(i, r)| match i % 2 {
+            0 => Record {
+                id: live[i / 2 * 3].clone(),
+                ..r.clone()
+            },
+            _ => r.clone(),
+        })
+        .collect();
+    assert!(third.len() >= BULK_MIN && third.len() < store.len());
+    assert_eq!(store.upsert(&third), Ok(third.len()));
+    oracle.upsert(&third).unwrap();
+    store.internal_validate().unwrap();
     // A small batch after the bulk ones takes the row-by-row path.
     assert_eq!(store.upsert(&fresh[..10]), Ok(10));
     oracle.upsert(&fresh[..10]).unwrap();

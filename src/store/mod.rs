@@ -75,7 +75,7 @@ pub const MAX_RECORDS: u64 = u32::MAX as u64;
 
 /// A batch at least this large, and at least as large as the store, builds
 /// the ordered indexes by sorting once instead of inserting row by row.
-const BULK_MIN: usize = 4096;
+pub(crate) const BULK_MIN: usize = 4096;
 
 /// Every index over the columns: per the field table, a bitmap index per
 /// `bitmap` field, an ordered index per `order` field, a trigram index per
@@ -197,10 +197,16 @@ impl Store {
             return Err(ChangeError::CapacityExceeded { limit: MAX_RECORDS });
         }
         // Nothing can fail from here on: a batch is all or nothing.
-        let bulk = records.len() >= BULK_MIN && records.len() >= self.len();
+        // A large batch leaves the ordered indexes alone row by row and
+        // rebuilds them at the end: by sorting everything when the batch
+        // is at least the store, else by sorting the batch's rows and
+        // merging them in.
+        let bulk = records.len() >= BULK_MIN;
+        let resort = bulk && records.len() >= self.len();
         if bulk {
             self.idx.derived.begin_bulk();
         }
+        let mut written = Vec::with_capacity(if bulk { records.len() } else { 0 });
         for ((record, checked), existing) in records.iter().zip(&checked).zip(existing) {
             let (row, orders, kept) = match existing {
                 Some(row) => {
@@ -217,10 +223,17 @@ impl Store {
             };
             self.cols.write(row as usize, record, checked);
             self.index(row, record, &orders, &kept);
+            if bulk {
+                written.push(row);
+            }
         }
         if bulk {
             self.idx.derived.end_bulk();
-            self.rebuild_orders();
+            if resort {
+                self.rebuild_orders();
+            } else {
+                self.merge_orders(&written);
+            }
         }
         Ok(records.len())
     }
@@ -327,6 +340,31 @@ impl Store {
         }
     }
 
+    /// Brings every ordered index up to date after a large batch wrote
+    /// `written` without touching them: the batch's rows sorted (on all
+    /// cores, one index a thread), the other entries kept in their order
+    /// (their keys did not change), the two merged.
+    fn merge_orders(&mut self, written: &[u32]) {
+        let touched: RoaringBitmap = written.iter().copied().collect();
+        let (cols, orders) = (&self.cols, &self.idx.orders);
+        let merged: Vec<SortedSeq<u32>> = OrderKey::ALL
+            .par_iter()
+            .zip(orders.par_iter())
+            .map(|(&key, seq)| {
+                let kept: Vec<u32> = seq
+                    .iter()
+                    .copied()
+                    .filter(|&row| !touched.contains(row))
+                    .collect();
+                let before = |a: u32, b: u32| cols.cmp_rows(key, a, b).is_lt();
+                SortedSeq::from_sorted(merge_sorted(&kept, cols.sorted(key, &touched), before))
+            })
+            .collect();
+        for (slot, seq) in self.idx.orders.iter_mut().zip(merged) {
+            *slot = seq;
+        }
+    }
+
     /// Approximate heap bytes, by part. Chunks shared with other snapshots
     /// are counted in full.
     pub fn memory_usage(&self) -> MemoryUsage {
@@ -347,6 +385,28 @@ impl Store {
             ip_index,
         }
     }
+}
+
+/// Merges `fresh` (sorted) into `kept` (sorted) by `before`, finding each
+/// fresh entry's place by galloping from the last one's: a small batch
+/// into a large store costs a few comparisons per fresh entry, not one per
+/// kept entry.
+fn merge_sorted(kept: &[u32], fresh: Vec<u32>, before: impl Fn(u32, u32) -> bool) -> Vec<u32> {
+    let mut out = Vec::with_capacity(kept.len() + fresh.len());
+    let mut rest = kept;
+    for new in fresh {
+        let mut bound = 1;
+        while bound <= rest.len() && before(rest[bound - 1], new) {
+            bound *= 2;
+        }
+        let (lo, hi) = (bound / 2, bound.min(rest.len()));
+        let at = lo + rest[lo..hi].partition_point(|&r| before(r, new));
+        out.extend_from_slice(&rest[..at]);
+        out.push(new);
+        rest = &rest[at..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 /// Where a store's memory goes, in approximate heap bytes
