@@ -394,3 +394,128 @@ fn demo_runs_the_seed_requests() {
         assert!(shown.contains(part), "missing {part:?} in:\n{shown}");
     }
 }
+
+#[test]
+fn snapshots_are_written_and_read_wherever_data_is() {
+    let lines: Vec<String> = [
+        record("a", "p1", "error"),
+        record("bb", "p1", "available"),
+        record("ccc", "p2", "error"),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect();
+    let data = scratch("snap-data.jsonl", &lines.join("\n"));
+    let snap = data.with_extension("snap");
+    let out = backdex(
+        &[
+            "snapshot",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            snap.to_str().unwrap(),
+            "--position",
+            "0/16B3748",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(report["records"], 3);
+    assert_eq!(
+        report["snapshot_bytes"],
+        std::fs::metadata(&snap).unwrap().len()
+    );
+    let request = "/v1/p1/checkpoint_items/count?status=error";
+    let from = |file: &PathBuf| {
+        let out = backdex(
+            &[
+                "query",
+                "--data",
+                file.to_str().unwrap(),
+                "--project",
+                "p1",
+                request,
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    assert_eq!(from(&snap), from(&data));
+    assert_eq!(from(&snap).trim(), r#"{"count":1}"#);
+
+    // A damaged snapshot is refused with its section and offset.
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let last = bytes.len() - 10;
+    bytes[last] ^= 1;
+    let damaged = scratch("damaged.snap", "");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let out = backdex(
+        &[
+            "query",
+            "--data",
+            damaged.to_str().unwrap(),
+            "--project",
+            "p1",
+            request,
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("damaged.snap: snapshot section `derived.members` at offset"),
+        "{err}"
+    );
+}
+
+#[test]
+fn json_lines_errors_name_the_line_through_the_builder() {
+    let good = record("a", "p1", "error").to_string();
+    let data = scratch(
+        "bad-lines.jsonl",
+        &format!(
+            "{good}\n\n{}\n{{\"id\": \"b\"}}\n",
+            record("x", "p1", "lost")
+        ),
+    );
+    let out = backdex(
+        &[
+            "query",
+            "--data",
+            data.to_str().unwrap(),
+            "--project",
+            "p1",
+            "/v1/p1/checkpoint_items/count",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!(
+            "backdex: {}:3: field `status`: \"lost\" is not one of available, deleted, deleting, error, protecting, restoring, waiting_delete, waiting_protect, waiting_restore",
+            data.display()
+        )
+    );
+    let repeated = scratch("repeated.jsonl", &format!("{good}\n{good}\n"));
+    let out = backdex(
+        &[
+            "query",
+            "--data",
+            repeated.to_str().unwrap(),
+            "--project",
+            "p1",
+            "/v1/p1/checkpoint_items/count",
+        ],
+        None,
+    );
+    assert_eq!(
+        text(&out.stderr).trim(),
+        format!(
+            "backdex: {}:2: record 1: field `id`: duplicate id \"a\" (also record 0 of this batch)",
+            repeated.display()
+        )
+    );
+}
