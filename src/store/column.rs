@@ -410,9 +410,241 @@ impl<T: Clone> Sparse<T> {
     }
 }
 
+/// Dictionary codes in copy-on-write chunks, each chunk as narrow as its
+/// codes allow: one byte a row while they are below 255, two below 65,535,
+/// else four. A column's low-cardinality fields (AZs, types, enterprise
+/// projects, the empty description) take a byte a row instead of four.
+/// The width's largest value stands for [`NULL`](Codes::NULL).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Codes {
+    chunks: Vec<Arc<CodeChunk>>,
+    len: usize,
+}
+
+#[derive(Debug, Clone)]
+enum CodeChunk {
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+    U32(Vec<u32>),
+}
+
+impl CodeChunk {
+    /// The narrowest chunk holding `codes`.
+    fn narrowest(codes: Vec<u32>) -> CodeChunk {
+        let widest = codes
+            .iter()
+            .filter(|&&c| c != Codes::NULL)
+            .max()
+            .copied()
+            .unwrap_or(0);
+        if widest < u32::from(u8::MAX) {
+            CodeChunk::U8(
+                codes
+                    .iter()
+                    .map(|&c| c.min(u32::from(u8::MAX)) as u8)
+                    .collect(),
+            )
+        } else if widest < u32::from(u16::MAX) {
+            CodeChunk::U16(
+                codes
+                    .iter()
+                    .map(|&c| c.min(u32::from(u16::MAX)) as u16)
+                    .collect(),
+            )
+        } else {
+            CodeChunk::U32(codes)
+        }
+    }
+
+    #[inline]
+    fn get(&self, j: usize) -> u32 {
+        match self {
+            CodeChunk::U8(v) => match v[j] {
+                u8::MAX => Codes::NULL,
+                c => u32::from(c),
+            },
+            CodeChunk::U16(v) => match v[j] {
+                u16::MAX => Codes::NULL,
+                c => u32::from(c),
+            },
+            CodeChunk::U32(v) => v[j],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            CodeChunk::U8(v) => v.len(),
+            CodeChunk::U16(v) => v.len(),
+            CodeChunk::U32(v) => v.len(),
+        }
+    }
+
+    /// Whether `code` fits this chunk's width.
+    fn fits(&self, code: u32) -> bool {
+        code == Codes::NULL
+            || match self {
+                CodeChunk::U8(_) => code < u32::from(u8::MAX),
+                CodeChunk::U16(_) => code < u32::from(u16::MAX),
+                CodeChunk::U32(_) => true,
+            }
+    }
+
+    fn to_vec(&self) -> Vec<u32> {
+        (0..self.len()).map(|j| self.get(j)).collect()
+    }
+
+    /// Sets row `j`, widening the chunk when `code` needs it.
+    fn set(&mut self, j: usize, code: u32) {
+        if !self.fits(code) {
+            let mut wide = self.to_vec();
+            wide[j] = code;
+            *self = CodeChunk::narrowest(wide);
+            return;
+        }
+        match self {
+            CodeChunk::U8(v) => v[j] = code.min(u32::from(u8::MAX)) as u8,
+            CodeChunk::U16(v) => v[j] = code.min(u32::from(u16::MAX)) as u16,
+            CodeChunk::U32(v) => v[j] = code,
+        }
+    }
+
+    fn push(&mut self, code: u32) {
+        if !self.fits(code) {
+            let mut wide = self.to_vec();
+            wide.push(code);
+            *self = CodeChunk::narrowest(wide);
+            return;
+        }
+        match self {
+            CodeChunk::U8(v) => v.push(code.min(u32::from(u8::MAX)) as u8),
+            CodeChunk::U16(v) => v.push(code.min(u32::from(u16::MAX)) as u16),
+            CodeChunk::U32(v) => v.push(code),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        32 + match self {
+            CodeChunk::U8(v) => v.capacity(),
+            CodeChunk::U16(v) => v.capacity() * 2,
+            CodeChunk::U32(v) => v.capacity() * 4,
+        }
+    }
+}
+
+impl Codes {
+    /// A row without a code.
+    pub(crate) const NULL: u32 = u32::MAX;
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> u32 {
+        self.chunks[i >> CHUNK_BITS].get(i & (CHUNK - 1))
+    }
+
+    pub(crate) fn set(&mut self, i: usize, code: u32) {
+        Arc::make_mut(&mut self.chunks[i >> CHUNK_BITS]).set(i & (CHUNK - 1), code);
+    }
+
+    pub(crate) fn push(&mut self, code: u32) {
+        if self.len & (CHUNK - 1) == 0 {
+            self.chunks
+                .push(Arc::new(CodeChunk::U8(Vec::with_capacity(CHUNK))));
+        }
+        if let Some(last) = self.chunks.last_mut() {
+            Arc::make_mut(last).push(code);
+        }
+        self.len += 1;
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.chunks
+            .iter()
+            .flat_map(|c| (0..c.len()).map(move |j| c.get(j)))
+    }
+
+    /// A column of whole chunks (every one but the last full), each as
+    /// narrow as its codes allow.
+    pub(crate) fn from_chunks(chunks: Vec<Vec<u32>>) -> Codes {
+        let len = chunks.iter().map(Vec::len).sum();
+        Codes {
+            chunks: chunks
+                .into_iter()
+                .map(|c| Arc::new(CodeChunk::narrowest(c)))
+                .collect(),
+            len,
+        }
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.chunks.capacity() * size_of::<Arc<CodeChunk>>()
+            + self.chunks.iter().map(|c| c.heap_bytes()).sum::<usize>()
+    }
+}
+
+/// Stored as one `u32` a row (the snapshot format does not depend on the
+/// widths); read back as narrow as each chunk allows.
+impl Persist for Codes {
+    const MIN_BYTES: usize = 8;
+    fn save(&self, out: &mut Encoder) {
+        out.len(self.len);
+        for code in self.iter() {
+            out.u32(code);
+        }
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<Codes, Malformed> {
+        let n = input.count(4)?;
+        let mut chunks = Vec::with_capacity(n.div_ceil(CHUNK));
+        let mut left = n;
+        while left > 0 {
+            let size = left.min(CHUNK);
+            let mut chunk = Vec::with_capacity(size);
+            u32::load_many(input, size, &mut chunk)?;
+            chunks.push(chunk);
+            left -= size;
+        }
+        Ok(Codes::from_chunks(chunks))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_widen_as_needed_and_keep_nulls() {
+        let mut c = Codes::default();
+        for i in 0..3000u32 {
+            c.push(if i % 9 == 0 { Codes::NULL } else { i % 200 });
+        }
+        let narrow = c.heap_bytes();
+        let snapshot = c.clone();
+        c.set(5, 70_000);
+        c.set(1500, 300);
+        c.set(9, Codes::NULL);
+        assert_eq!(
+            (c.get(5), c.get(1500), c.get(9), c.get(0)),
+            (70_000, 300, Codes::NULL, Codes::NULL)
+        );
+        assert_eq!(c.get(6), 6);
+        assert_eq!(snapshot.get(5), 5, "a clone keeps its chunks");
+        assert!(c.heap_bytes() > narrow);
+        let all: Vec<u32> = c.iter().collect();
+        assert_eq!(all.len(), 3000);
+        assert_eq!(
+            Codes::from_chunks(vec![
+                all[..1024].to_vec(),
+                all[1024..2048].to_vec(),
+                all[2048..].to_vec()
+            ])
+            .iter()
+            .collect::<Vec<_>>(),
+            all
+        );
+        assert!(narrow < 3000 * 2, "one byte a row below 255: {narrow}");
+    }
 
     #[test]
     fn chunked_clone_is_copy_on_write() {

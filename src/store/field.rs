@@ -530,9 +530,31 @@ impl JsonColumn {
     }
 }
 
-/// Both opaque shapes (objects and arrays) are kept the same way.
+/// The text kept for an opaque part: its empty shape (`{}` or `[]`, which
+/// most records have) as no text at all, a part's text never being empty.
+#[inline]
+fn kept<'a>(text: &'a str, empty: &str) -> &'a str {
+    if text == empty {
+        ""
+    } else {
+        text
+    }
+}
+
+/// A kept text back as the part's JSON text.
+#[inline]
+fn shown<'a>(kept: &'a str, empty: &'static str) -> &'a str {
+    if kept.is_empty() {
+        empty
+    } else {
+        kept
+    }
+}
+
+/// Both opaque shapes (objects and arrays) are kept the same way; `$empty`
+/// is the shape's empty text.
 macro_rules! json_column {
-    ($($ty:ty),*) => {
+    ($($ty:ty => $empty:literal),*) => {
         $(impl FieldColumn<$ty> for JsonColumn {
             type View<'a> = RawJson<'a>;
             const PAYLOAD: bool = true;
@@ -541,14 +563,14 @@ macro_rules! json_column {
                 self.0.push(None);
             }
             fn write(&mut self, row: usize, _: &$ty, text: &String) {
-                self.0.set(row, Some(text));
+                self.0.set(row, Some(kept(text, $empty)));
             }
             fn clear(&mut self, row: usize) {
                 self.0.set(row, None);
             }
             #[inline]
             fn view(&self, row: usize) -> RawJson<'_> {
-                RawJson(self.0.str(row))
+                RawJson(shown(self.0.str(row), $empty))
             }
             fn unseen(&self) -> RawJson<'_> {
                 RawJson("")
@@ -562,7 +584,7 @@ macro_rules! json_column {
                 &self.parsed::<$ty>(row) != value
             }
             fn holds(&self, row: usize, _: &$ty, text: &String) -> bool {
-                self.0.get(row) == Some(text.as_str())
+                self.0.get(row) == Some(kept(text, $empty))
             }
             fn heap_bytes(&self) -> usize {
                 self.0.heap_bytes()
@@ -576,7 +598,7 @@ macro_rules! json_column {
         })*
     };
 }
-json_column!(Map<String, Value>, Vec<Value>);
+json_column!(Map<String, Value> => "{}", Vec<Value> => "[]");
 
 // ---- Members: the sparse sharing list -----------------------------------
 
@@ -916,17 +938,17 @@ impl Build<Option<Timestamp>> for TimeColumn {
 
 /// Both opaque shapes keep their checked text.
 macro_rules! build_json {
-    ($($ty:ty),*) => {
+    ($($ty:ty => $empty:literal),*) => {
         $(impl Build<$ty> for JsonColumn {
             type Block = StrBlock;
             fn text_len(part: &std::borrow::Cow<'_, str>) -> usize {
-                part.len()
+                kept(part, $empty).len()
             }
             fn block(rows: usize, text: usize) -> StrBlock {
                 StrBlock::with_room(rows, text)
             }
             fn push(block: &mut StrBlock, part: &std::borrow::Cow<'_, str>) {
-                block.push(Some(part));
+                block.push(Some(kept(part, $empty)));
             }
             type Shared = ();
             fn assemble(blocks: Vec<StrBlock>, _: ()) -> JsonColumn {
@@ -935,7 +957,7 @@ macro_rules! build_json {
         })*
     };
 }
-build_json!(Map<String, Value>, Vec<Value>);
+build_json!(Map<String, Value> => "{}", Vec<Value> => "[]");
 
 /// A row's members: `(destination code, status)`.
 type RowMembers = Box<[(u32, MemberStatus)]>;
