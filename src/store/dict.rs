@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use super::column::{Chunked, Codes};
+use super::column::Chunked;
 use crate::codec::{Decoder, Encoder, Malformed, Persist};
 use crate::index::CowMap;
 
 /// The code of a null value. Never handed out for a string.
-pub(crate) const NULL_CODE: u32 = Codes::NULL;
+pub(crate) const NULL_CODE: u32 = u32::MAX;
 
 /// Distinct strings of one column and their codes, reference-counted by the
 /// rows that hold them: a code whose last row goes away is freed and reused,
@@ -150,7 +150,7 @@ mod tests {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DictColumn {
     pub(crate) dict: Dict,
-    codes: Codes,
+    codes: Chunked<u32>,
 }
 
 impl DictColumn {
@@ -160,7 +160,7 @@ impl DictColumn {
 
     #[inline]
     pub(crate) fn code(&self, row: usize) -> u32 {
-        self.codes.get(row)
+        *self.codes.get(row)
     }
 
     #[inline]
@@ -188,7 +188,7 @@ impl DictColumn {
     }
 
     pub(crate) fn codes(&self) -> impl Iterator<Item = u32> + '_ {
-        self.codes.iter()
+        self.codes.iter().copied()
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
@@ -264,9 +264,9 @@ impl Persist for DictColumn {
     }
     fn load(input: &mut Decoder<'_>) -> Result<DictColumn, Malformed> {
         let dict = Dict::load(input)?;
-        let codes: Codes = Persist::load(input)?;
+        let codes: Chunked<u32> = Persist::load(input)?;
         let bound = dict.code_bound();
-        if codes.iter().any(|c| c != NULL_CODE && c as usize >= bound) {
+        if codes.iter().any(|&c| c != NULL_CODE && c as usize >= bound) {
             return Err(input.malformed(format!(
                 "a row holds a code the dictionary of {bound} codes lacks"
             )));
@@ -363,7 +363,7 @@ impl DictColumn {
     pub(crate) fn from_blocks(blocks: Vec<DictBlock>, dict: Dict) -> DictColumn {
         DictColumn {
             dict,
-            codes: Codes::from_chunks(blocks.into_iter().map(|b| b.codes).collect()),
+            codes: Chunked::from_chunks(blocks.into_iter().map(|b| b.codes).collect()),
         }
     }
 }
