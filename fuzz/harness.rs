@@ -396,7 +396,7 @@ pub fn lines(data: &[u8]) {
     builder.push_lines(&text[..at]);
     builder.push_lines(&text[at..]);
     let got = builder.finish().map_err(|e| e.to_string());
-    let want = lines_reference(text);
+    let want = backdex::oracle::load_lines(text);
     match (got, want) {
         (Ok(got), Ok(want)) => {
             got.internal_validate().expect("indexes agree with columns");
@@ -405,23 +405,4 @@ pub fn lines(data: &[u8]) {
         (Err(got), Err(want)) => assert_eq!(got, want),
         (got, want) => panic!("builder {:?}, reference {:?}", got.err(), want.err()),
     }
-}
-
-fn lines_reference(text: &[u8]) -> Result<Store, String> {
-    let (mut records, mut lines) = (Vec::new(), Vec::new());
-    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let value: Value = serde_json::from_slice(line)
-            .map_err(|e| format!("line {}: not valid JSON: {e}", i + 1))?;
-        records.push(Record::from_value(value).map_err(|e| format!("line {}: {e}", i + 1))?);
-        lines.push(i + 1);
-    }
-    let mut store = Store::new();
-    store.upsert(&records).map_err(|e| match &e {
-        backdex::ChangeError::InvalidRecord { index, .. } => format!("line {}: {e}", lines[*index]),
-        _ => e.to_string(),
-    })?;
-    Ok(store)
 }

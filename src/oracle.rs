@@ -20,6 +20,36 @@ use crate::query::{
 };
 use crate::record::{MemberStatus, Record};
 
+/// The reference path [`crate::StoreBuilder`] is checked against: each
+/// non-blank line of JSON Lines decoded by [`Record::from_value`], then all
+/// of them applied as one [`crate::Store::upsert`] batch. Errors read as a
+/// [`crate::LoadError`] shows them (`line N: reason`).
+///
+/// # Errors
+///
+/// The first line that is not JSON or not a record, else the batch's
+/// first fault, with its line.
+pub fn load_lines(text: &[u8]) -> Result<crate::Store, String> {
+    let (mut records, mut lines) = (Vec::new(), Vec::new());
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let value: Value = serde_json::from_slice(line)
+            .map_err(|e| format!("line {}: not valid JSON: {e}", i + 1))?;
+        records.push(Record::from_value(value).map_err(|e| format!("line {}: {e}", i + 1))?);
+        lines.push(i + 1);
+    }
+    let mut store = crate::Store::new();
+    store.upsert(&records).map_err(|e| match &e {
+        ChangeError::InvalidRecord { index, .. } => {
+            format!("line {}: {e}", lines.get(*index).copied().unwrap_or(0))
+        }
+        _ => e.to_string(),
+    })?;
+    Ok(store)
+}
+
 /// A reference store: records in insertion order, nothing else.
 ///
 /// ```

@@ -6,32 +6,14 @@
 //! for byte alike, or both refuse with the same message.
 
 use proptest::prelude::*;
-use serde_json::Value;
 
 use super::api::request;
 use super::store::{record, IDS};
-use crate::error::ChangeError;
-use crate::record::Record;
 use crate::store::{Store, StoreBuilder};
 
 /// The reference: today's path, one line at a time, then one upsert.
 fn reference(text: &[u8]) -> Result<Store, String> {
-    let (mut records, mut lines) = (Vec::new(), Vec::new());
-    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let value: Value = serde_json::from_slice(line)
-            .map_err(|e| format!("line {}: not valid JSON: {e}", i + 1))?;
-        records.push(Record::from_value(value).map_err(|e| format!("line {}: {e}", i + 1))?);
-        lines.push(i + 1);
-    }
-    let mut store = Store::new();
-    store.upsert(&records).map_err(|e| match &e {
-        ChangeError::InvalidRecord { index, .. } => format!("line {}: {e}", lines[*index]),
-        _ => e.to_string(),
-    })?;
-    Ok(store)
+    crate::oracle::load_lines(text)
 }
 
 fn built(text: &[u8], cuts: &[usize]) -> Result<Store, String> {
