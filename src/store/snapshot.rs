@@ -669,11 +669,10 @@ impl Store {
                 };
                 match read_section(&mut input, part.name, &mut at, buffer) {
                     Ok(section) => {
-                        let give_back = give_back.clone();
+                        let give_back = GiveBack(give_back.clone(), section);
                         scope.spawn(move |_| {
-                            *slot = Some(decode_section(&section, |d| (part.decode)(d, bounds)));
-                            // The reader may be gone (it stopped at a fault).
-                            let _ = give_back.send(section.payload);
+                            let section = &give_back.1;
+                            *slot = Some(decode_section(section, |d| (part.decode)(d, bounds)));
                         });
                     }
                     Err(e) => {
@@ -704,6 +703,18 @@ impl Store {
             store,
             position: header.position,
         })
+    }
+}
+
+/// A section being decoded; its payload buffer goes back to the reader
+/// when the decoding is over, however it ends (the reader may be waiting
+/// for a buffer).
+struct GiveBack(std::sync::mpsc::Sender<Vec<u8>>, Section);
+
+impl Drop for GiveBack {
+    fn drop(&mut self) {
+        // The reader may be gone (it stopped at a fault).
+        let _ = self.0.send(std::mem::take(&mut self.1.payload));
     }
 }
 
