@@ -19,6 +19,7 @@ use crate::query::{
     DEFAULT_MAX_LIMIT,
 };
 use crate::record::{MemberStatus, Record};
+use crate::store::Store;
 
 /// The reference path [`crate::StoreBuilder`] is checked against: each
 /// non-blank line of JSON Lines decoded by [`Record::from_value`], then all
@@ -29,7 +30,7 @@ use crate::record::{MemberStatus, Record};
 ///
 /// The first line that is not JSON or not a record, else the batch's
 /// first fault, with its line.
-pub fn load_lines(text: &[u8]) -> Result<crate::Store, String> {
+pub fn load_lines(text: &[u8]) -> Result<Store, String> {
     let (mut records, mut lines) = (Vec::new(), Vec::new());
     for (i, line) in text.split(|&b| b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -40,7 +41,7 @@ pub fn load_lines(text: &[u8]) -> Result<crate::Store, String> {
         records.push(Record::from_value(value).map_err(|e| format!("line {}: {e}", i + 1))?);
         lines.push(i + 1);
     }
-    let mut store = crate::Store::new();
+    let mut store = Store::new();
     store.upsert(&records).map_err(|e| match &e {
         ChangeError::InvalidRecord { index, .. } => {
             format!("line {}: {e}", lines.get(*index).copied().unwrap_or(0))
