@@ -20,36 +20,10 @@ use super::column::CHUNK;
 use super::table::{Columns, Derived, RowBlock, Shared};
 use super::{BitmapKey, Indexes, OrderKey, Store, TextField, MAX_RECORDS};
 use crate::batch::check_record;
-use crate::batch::wire::{raw_record, Wire};
+use crate::batch::wire::raw_record;
 use crate::error::ChangeError;
 use crate::quote::Quoted;
 use crate::record::{Record, RecordError};
-
-/// How a column is built in blocks of one chunk from the fast path's
-/// parts of a field of type `V`.
-pub(crate) trait Build<V: Wire>: Sized {
-    /// One chunk of rows being built.
-    type Block: Default + Send;
-    /// The text bytes a part takes in its block (for exact allocation).
-    fn text_len(_part: &V::Part<'_>) -> usize {
-        0
-    }
-    /// An empty block with room for exactly `rows` rows holding `text`
-    /// bytes of text: every block is allocated once, so building leaves
-    /// no freed growth steps behind (the process's memory stays what the
-    /// store accounts).
-    fn block(rows: usize, text: usize) -> Self::Block;
-    fn push(block: &mut Self::Block, part: &V::Part<'_>);
-    /// What the blocks of a column share once built (a dictionary).
-    type Shared: Default + Send;
-    /// Hands a built block's local state over to what the column shares
-    /// (its values to the dictionary, its codes made global), in row
-    /// order, as soon as the block is built: local state does not pile up.
-    fn seal(_block: &mut Self::Block, _shared: &mut Self::Shared) {}
-    /// The column from its sealed blocks in row order, every one but the
-    /// last a full chunk.
-    fn assemble(blocks: Vec<Self::Block>, shared: Self::Shared) -> Self;
-}
 
 /// Why a bulk load failed: the first line that does not decode, else the
 /// first record (by position) that breaks a batch rule. Nothing is built.

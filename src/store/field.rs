@@ -11,9 +11,9 @@ use std::fmt;
 use roaring::RoaringBitmap;
 use serde_json::{Map, Value};
 
-use super::build::Build;
 use super::column::{Chunked, Sparse, StrBlock, StrColumn, CHUNK};
 use super::dict::{Dict, DictBlock, DictColumn, LocalDict, NULL_CODE};
+use crate::batch::wire::Wire;
 use crate::batch::CheckValue;
 use crate::codec::{Decoder, Encoder, Malformed, Persist};
 use crate::record::{ImageType, Member, MemberStatus, Status};
@@ -65,6 +65,32 @@ pub(crate) trait FieldColumn<V: CheckValue>: Clone + Default + fmt::Debug {
     fn check(&self, _live: &RoaringBitmap) -> Result<(), String> {
         Ok(())
     }
+}
+
+/// How a column is built in blocks of one chunk from the fast path's
+/// parts of a field of type `V`.
+pub(crate) trait Build<V: Wire>: Sized {
+    /// One chunk of rows being built.
+    type Block: Default + Send;
+    /// The text bytes a part takes in its block (for exact allocation).
+    fn text_len(_part: &V::Part<'_>) -> usize {
+        0
+    }
+    /// An empty block with room for exactly `rows` rows holding `text`
+    /// bytes of text: every block is allocated once, so building leaves
+    /// no freed growth steps behind (the process's memory stays what the
+    /// store accounts).
+    fn block(rows: usize, text: usize) -> Self::Block;
+    fn push(block: &mut Self::Block, part: &V::Part<'_>);
+    /// What the blocks of a column share once built (a dictionary).
+    type Shared: Default + Send;
+    /// Hands a built block's local state over to what the column shares
+    /// (its values to the dictionary, its codes made global), in row
+    /// order, as soon as the block is built: local state does not pile up.
+    fn seal(_block: &mut Self::Block, _shared: &mut Self::Shared) {}
+    /// The column from its sealed blocks in row order, every one but the
+    /// last a full chunk.
+    fn assemble(blocks: Vec<Self::Block>, shared: Self::Shared) -> Self;
 }
 
 /// A column with a bitmap of rows per value: each value has a code.

@@ -50,6 +50,7 @@ mod derived;
 mod dict;
 mod field;
 mod read;
+mod sections;
 mod snapshot;
 mod table;
 mod validate;
@@ -60,7 +61,8 @@ use roaring::RoaringBitmap;
 pub use build::{LoadError, StoreBuilder};
 pub(crate) use field::RawJson;
 pub use read::{ReadError, ReadStore};
-pub use snapshot::{Restored, SnapshotError, MAX_POSITION_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
+pub use sections::{SnapshotError, MAX_POSITION_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
+pub use snapshot::Restored;
 pub(crate) use table::{BitmapKey, OrderKey, RowView, TextField};
 
 use crate::batch;

@@ -14,15 +14,16 @@ use super::column::{Chunked, StrColumn};
 use super::derived::{IndexMemory, RowIndex};
 use super::dict::DictColumn;
 use super::dict::NULL_CODE;
-use super::field::{time_rank, Coded, FieldColumn, JsonColumn, MembersColumn, Ordered, TimeColumn};
+use super::field::{
+    time_rank, Build, Coded, FieldColumn, JsonColumn, MembersColumn, Ordered, TimeColumn,
+};
 use crate::batch::Checked;
 use crate::index::{BitmapIndex, DayIndex, ExtendOverlap, IpIndex, SharingIndex, TrigramIndex};
 use crate::record::{ImageType, Member, Record, Status};
 use crate::schema::Field;
 use crate::timestamp::Timestamp;
 
-use super::build::Build;
-use super::snapshot::{
+use super::sections::{
     decode_column, decode_index, take_part, Decoded, Part, Sections, SnapshotError,
 };
 use crate::batch::wire::Parts;
