@@ -22,8 +22,8 @@
 //!   `None`, `0`, `false`, `{}`, `[]`), or a string literal for a string
 //!   field's default.
 //! * `column`: how the store keeps it: `Text` (unique strings, per-chunk
-//!   buffers), `Dict` (dictionary codes), `Fixed` (enums, integers, bools),
-//!   `Time` (microseconds), `Json` (opaque parts as validated JSON text),
+//!   buffers), `Dict` (dictionary codes), `Fixed` (enums, bools), `Int`
+//!   (integers, packed per chunk), `Time` (microseconds), `Json` (opaque parts as validated JSON text),
 //!   `Members` (the sparse sharing list).
 //! * `bitmap B`: a roaring bitmap of rows per value, `BitmapKey::B`;
 //!   `order O`: an ordered index (sort key or equality ranges),
@@ -67,7 +67,7 @@ macro_rules! record_fields {
             /// Availability zone.
             ResourceAz resource_az: String = "" => Dict, bitmap ResourceAz, v3 10;
             /// Size in GB.
-            ResourceSize resource_size: u64 = default => Fixed, v3 11;
+            ResourceSize resource_size: u64 = default => Int, v3 11;
             /// Backup or replica.
             ImageType image_type: ImageType = default => Fixed, bitmap ImageType, v3 12;
             /// The policy that made it.

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::query::QueryError;
 use crate::record::{ImageType, Status};
 use crate::schema::{rendered, rendered_len, Field, FIELD_COUNT, V1_EXTEND_INFO};
-use crate::store::{RawJson, RowView};
+use crate::store::{IdText, RawJson, RowView};
 use crate::timestamp::Timestamp;
 
 /// One row to render: its fields, and whether its stored `extend_info` has
@@ -41,6 +41,21 @@ impl JsonValue for &str {
     #[inline]
     fn write_json(&self, out: &mut String) {
         push_str_json(out, self);
+    }
+}
+
+/// A UUID's text needs no escaping.
+impl JsonValue for IdText<'_> {
+    #[inline]
+    fn write_json(&self, out: &mut String) {
+        match self {
+            IdText::Text(text) => push_str_json(out, text),
+            IdText::Uuid(_) => {
+                out.push('"');
+                self.with_str(|text| out.push_str(text));
+                out.push('"');
+            }
+        }
     }
 }
 

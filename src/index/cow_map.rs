@@ -4,6 +4,7 @@
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
 
+use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::mem::size_of;
 use std::sync::Arc;
@@ -110,6 +111,87 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
                 .shards
                 .iter()
                 .map(|s| s.capacity() * (size_of::<(K, V)>() + 1))
+                .sum::<usize>()
+    }
+}
+
+/// Codes found by a hash of what they stand for, which their owner keeps
+/// (a dictionary's texts): the table holds 4 bytes a code and no copy of
+/// the text, in copy-on-write shards like [`CowMap`]'s.
+#[derive(Debug, Clone)]
+pub(crate) struct CowTable {
+    shards: Vec<Arc<HashTable<u32>>>,
+    len: usize,
+}
+
+impl Default for CowTable {
+    fn default() -> Self {
+        CowTable {
+            shards: (0..SHARDS).map(|_| Arc::new(HashTable::new())).collect(),
+            len: 0,
+        }
+    }
+}
+
+/// The Fx hash of a text, as [`CowTable`]s of texts take it.
+#[inline]
+pub(crate) fn text_hash(text: &str) -> u64 {
+    let mut h = FxHasher::default();
+    text.hash(&mut h);
+    h.finish()
+}
+
+impl CowTable {
+    /// The shard of a hash: the tables use its low bits (bucket) and top
+    /// bits (tag), so the shard comes from the top bits of a second
+    /// multiply, as [`CowMap`]'s do.
+    #[inline]
+    fn shard_of(hash: u64) -> usize {
+        (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARD_BITS)) as usize
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The code with this hash that `is` accepts.
+    #[inline]
+    pub(crate) fn find(&self, hash: u64, is: impl FnMut(u32) -> bool) -> Option<u32> {
+        let mut is = is;
+        self.shards[Self::shard_of(hash)]
+            .find(hash, |&code| is(code))
+            .copied()
+    }
+
+    /// Adds a code (not in the table) with its hash; `hash_of` gives the
+    /// hash of any code the table holds, for growing.
+    pub(crate) fn insert(&mut self, hash: u64, code: u32, hash_of: impl Fn(u32) -> u64) {
+        Arc::make_mut(&mut self.shards[Self::shard_of(hash)])
+            .insert_unique(hash, code, |&c| hash_of(c));
+        self.len += 1;
+    }
+
+    /// Removes a code, found by its hash; whether it was there. A miss
+    /// copies no shard a snapshot shares.
+    pub(crate) fn remove(&mut self, hash: u64, code: u32) -> bool {
+        let shard = &mut self.shards[Self::shard_of(hash)];
+        if shard.find(hash, |&c| c == code).is_none() {
+            return false;
+        }
+        if let Ok(entry) = Arc::make_mut(shard).find_entry(hash, |&c| c == code) {
+            entry.remove();
+            self.len -= 1;
+        }
+        true
+    }
+
+    /// Heap bytes of the slots and shard headers.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.shards.len() * (size_of::<Arc<()>>() + 16 + size_of::<HashTable<u32>>())
+            + self
+                .shards
+                .iter()
+                .map(|s| s.capacity() * (size_of::<u32>() + 1))
                 .sum::<usize>()
     }
 }

@@ -13,14 +13,24 @@ use roaring::RoaringBitmap;
 
 use crate::record::MemberStatus;
 
-pub(crate) use cow_map::CowMap;
+pub(crate) use cow_map::{text_hash, CowMap, CowTable};
 pub(crate) use persist::RowBound;
 pub(crate) use sorted::SortedSeq;
 
-/// Approximate heap bytes of a bitmap: its serialized size is within a few
-/// per cent of its in-memory containers, plus the struct and its `Arc`.
+/// Approximate heap bytes of a bitmap: its serialized size (each
+/// container's values and a short header), each container's 32-byte entry
+/// (key and store) in the bitmap's vector, and the bitmap's own header and
+/// `Arc`. Within a few per cent of what the allocator holds (the growth
+/// slack of array containers is not visible).
 pub(crate) fn bitmap_bytes(b: &RoaringBitmap) -> usize {
-    b.serialized_size() + 48
+    b.serialized_size() + 48 + b.statistics().n_containers as usize * 32
+}
+
+/// A copy of a bitmap grown by appends at its exact size: a clone copies
+/// each container at its length, leaving the growth slack (up to half of
+/// an array container) behind.
+fn tight(b: &RoaringBitmap) -> RoaringBitmap {
+    b.clone()
 }
 
 /// A roaring bitmap of rows per value code (a dictionary code, or an enum's
@@ -35,7 +45,7 @@ impl BitmapIndex {
     /// From each code's rows (by code).
     pub(crate) fn from_bitmaps(by_code: Vec<RoaringBitmap>) -> BitmapIndex {
         BitmapIndex {
-            by_code: by_code.into_iter().map(Arc::new).collect(),
+            by_code: by_code.iter().map(|b| Arc::new(tight(b))).collect(),
         }
     }
 
@@ -109,6 +119,19 @@ pub(crate) struct TrigramIndex {
 }
 
 impl TrigramIndex {
+    /// The index of every `(code, text)`, its bitmaps at their exact size.
+    pub(crate) fn of_values<'a>(values: impl Iterator<Item = (u32, &'a str)>) -> TrigramIndex {
+        let mut grown = TrigramIndex::default();
+        for (code, text) in values {
+            grown.insert(code, text);
+        }
+        let mut index = TrigramIndex::default();
+        for (gram, codes) in grown.grams.iter() {
+            index.grams.entry_or_insert_with(*gram, || tight(codes));
+        }
+        index
+    }
+
     pub(crate) fn insert(&mut self, code: u32, text: &str) {
         for g in trigrams(text.as_bytes()) {
             self.grams
@@ -215,7 +238,7 @@ impl DayIndex {
     pub(crate) fn from_days(days: impl IntoIterator<Item = (i64, RoaringBitmap)>) -> DayIndex {
         let mut index = DayIndex::default();
         for (day, rows) in days {
-            *index.days.entry_or_insert_with(day, RoaringBitmap::new) = rows;
+            *index.days.entry_or_insert_with(day, RoaringBitmap::new) = tight(&rows);
         }
         index
     }

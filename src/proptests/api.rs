@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
 
-use super::store::{record, EPS, IDS, PATTERNS, PROJECTS};
+use super::store::{id_variant, record, EPS, IDS, PATTERNS, PROJECTS};
 use crate::exec::PagePolicy;
 use crate::oracle::Oracle;
 use crate::query::{Scope, DEFAULT_MAX_LIMIT};
@@ -235,15 +235,20 @@ pub(super) fn request() -> impl Strategy<Value = (Scope, String, String)> {
 }
 
 /// Random records with distinct ids (still of odd shapes and byte orders),
-/// so that stores are large enough for pages and ties.
+/// so that stores are large enough for pages and ties; in half the stores
+/// every id is a UUID (sharing their first digits), as services send them.
 fn records(n: std::ops::Range<usize>) -> impl Strategy<Value = Vec<Record>> {
-    proptest::collection::vec(record(), n).prop_map(|mut records| {
+    (proptest::collection::vec(record(), n), any::<bool>()).prop_map(|(mut records, uuids)| {
         for (i, r) in records.iter_mut().enumerate() {
             let (base, round) = (IDS[i % IDS.len()], i / IDS.len());
-            r.id = if round == 0 {
-                base.to_owned()
+            r.id = if uuids {
+                format!(
+                    "{:08x}-3c7a-47ba-848e-{:012x}",
+                    (i % 3) * 0x1111_1111,
+                    i * 7919 % 1000
+                )
             } else {
-                format!("{base}~{round}")
+                id_variant(base, round)
             };
         }
         records

@@ -8,7 +8,7 @@
 use proptest::prelude::*;
 
 use super::api::request;
-use super::store::{record, IDS};
+use super::store::{id_variant, record, IDS};
 use crate::store::{Store, StoreBuilder};
 
 /// The reference: today's path, one line at a time, then one upsert.
@@ -34,7 +34,7 @@ fn line() -> impl Strategy<Value = String> {
         let mut r = r;
         // Mostly distinct ids, sometimes one from the small pool.
         if how != 0 {
-            r.id = format!("{}~{n}", r.id);
+            r.id = id_variant(&r.id, n + 1);
         }
         let plain = serde_json::to_string(&r).expect("a record serializes");
         match how {

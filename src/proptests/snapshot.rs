@@ -8,7 +8,7 @@ use proptest::strategy::ValueTree;
 use super::api::request;
 use super::store::{op, record, Op};
 use crate::oracle::Oracle;
-use crate::store::{SnapshotError, Store, SNAPSHOT_MAGIC};
+use crate::store::{SnapshotError, Store, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 
 fn apply(store: &mut Store, oracle: &mut Oracle, op: &Op) {
     match op {
@@ -111,12 +111,19 @@ fn wrong_magic_and_other_versions_are_refused() {
         r#"not a backdex snapshot: it starts with "{\"id\": \"" instead of "BDXSNAP\x00""#
     );
     let mut other = file.clone();
-    other[8..12].copy_from_slice(&2u32.to_le_bytes());
-    let err = Store::read_snapshot(&other[..]).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "snapshot format version 2 cannot be read by this build, which reads version 1"
-    );
+    // Version 1 (issue 12's first format: plain integer columns) and the
+    // next one are both refused.
+    for version in [1, SNAPSHOT_VERSION + 1] {
+        other[8..12].copy_from_slice(&version.to_le_bytes());
+        let err = Store::read_snapshot(&other[..]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "snapshot format version {version} cannot be read by this build, \
+                 which reads version {SNAPSHOT_VERSION}"
+            )
+        );
+    }
     assert!(Store::read_snapshot(&[][..]).is_err());
     assert_eq!(&file[..8], &SNAPSHOT_MAGIC);
 }

@@ -105,11 +105,11 @@ impl Store {
         if !self.cols.may_hold(key, value) {
             return RoaringBitmap::new();
         }
-        let text = |row: u32| self.cols.key_text(key, row as usize).unwrap_or_default();
+        let cmp = |row: u32| self.cols.cmp_key_text(key, row as usize, value);
         let seq = self.idx.order(key);
-        let start = seq.lower_bound(|&row| text(row).as_bytes().cmp(value.as_bytes()));
+        let start = seq.lower_bound(|&row| cmp(row));
         seq.iter_from(start)
-            .take_while(|&&row| text(row) == value)
+            .take_while(|&&row| cmp(row) == Ordering::Equal)
             .copied()
             .collect()
     }
@@ -267,7 +267,7 @@ impl Store {
 
     /// The id of a live row.
     #[cfg(test)]
-    pub(crate) fn id_of(&self, row: u32) -> &str {
-        self.cols.id.str(row as usize)
+    pub(crate) fn id_of(&self, row: u32) -> String {
+        self.cols.id.id(row as usize).to_string()
     }
 }

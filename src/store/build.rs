@@ -392,7 +392,7 @@ impl StoreBuilder {
                     field: "id".into(),
                     reason: format!(
                         "duplicate id {} (also record {first} of this batch)",
-                        Quoted(store.cols.id.str(j))
+                        Quoted(&store.cols.id.id(j).to_string())
                     ),
                 },
             }),
@@ -411,7 +411,7 @@ impl StoreBuilder {
 /// that earlier record: `(position, earlier position)`.
 fn first_repeat(store: &Store) -> Option<(usize, usize)> {
     let ids = store.idx.order(OrderKey::Id);
-    let id = |row: u32| store.cols.id.str(row as usize);
+    let id = |row: u32| store.cols.id.id(row as usize);
     let mut best: Option<(usize, usize)> = None;
     let mut group: Option<(u32, u32)> = None; // (smallest, second smallest) of the run
     let mut prev: Option<u32> = None;

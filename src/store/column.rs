@@ -125,29 +125,57 @@ impl<T: Clone> Sparse<T> {
 const NULL_LEN: u32 = u32::MAX;
 
 /// One chunk of a [`StrColumn`]: the rows' texts back to back in row
-/// order, where each ends, and which are null. A row costs 4 bytes plus its
-/// text. A change rewrites the chunk's tail in place (a write copies the
-/// chunk anyway when a snapshot shares it), so the buffer holds no garbage.
+/// order, where each ends, and which are null. A change rewrites the
+/// chunk's tail in place (a write copies the chunk anyway when a snapshot
+/// shares it), so the buffer holds no garbage.
+///
+/// While every row of the chunk has the same length — ids of one shape,
+/// UUIDs say, or a JSON column whose rows are all `{}` kept as `""` — the
+/// ends are implied by that `width` and not stored, so a row costs only
+/// its text; the first row of another length writes the ends out, and a
+/// row then costs 4 bytes plus its text.
 #[derive(Debug, Clone, Default)]
-struct StrChunk {
+pub(super) struct StrChunk {
     bytes: String,
     /// `ends[j]`: where row `j`'s text ends; it starts where row `j - 1`'s
-    /// ends. The batch rules bound every text by `batch::MAX_TEXT_BYTES`,
-    /// and `MAX_TEXT_BYTES * CHUNK < u32::MAX`.
+    /// ends. Empty while the rows have one length (`width`). The batch
+    /// rules bound every text by `batch::MAX_TEXT_BYTES`, and
+    /// `MAX_TEXT_BYTES * CHUNK < u32::MAX`.
     ends: Vec<u32>,
+    /// Every row's length, while `ends` is empty.
+    width: u32,
+    /// Rows held.
+    rows: u32,
     /// Bit `j` set: row `j` is null (its text is empty).
     nulls: Vec<u64>,
 }
 
 impl StrChunk {
+    pub(super) fn len(&self) -> usize {
+        self.rows as usize
+    }
+
     #[inline]
     fn span(&self, j: usize) -> (usize, usize) {
+        if self.ends.is_empty() {
+            let w = self.width as usize;
+            return (j * w, (j + 1) * w);
+        }
         let start = if j == 0 { 0 } else { self.ends[j - 1] as usize };
         (start, self.ends[j] as usize)
     }
 
+    /// Writes out the ends the width implied, before a row of another
+    /// length comes.
+    fn write_ends(&mut self) {
+        if self.ends.is_empty() && self.rows > 0 {
+            self.ends.reserve_exact(CHUNK);
+            self.ends.extend((1..=self.rows).map(|j| j * self.width));
+        }
+    }
+
     #[inline]
-    fn is_null(&self, j: usize) -> bool {
+    pub(super) fn is_null(&self, j: usize) -> bool {
         self.nulls
             .get(j / 64)
             .is_some_and(|w| w >> (j % 64) & 1 == 1)
@@ -169,7 +197,7 @@ impl StrChunk {
     }
 
     #[inline]
-    fn get(&self, j: usize) -> Option<&str> {
+    pub(super) fn get(&self, j: usize) -> Option<&str> {
         if self.is_null(j) {
             return None;
         }
@@ -177,18 +205,30 @@ impl StrChunk {
         self.bytes.get(start..end)
     }
 
-    fn push(&mut self, value: Option<&str>) {
-        self.bytes.push_str(value.unwrap_or(""));
-        self.ends.push(self.bytes.len() as u32);
+    pub(super) fn push(&mut self, value: Option<&str>) {
+        let text = value.unwrap_or("");
+        if self.rows == 0 {
+            self.width = text.len() as u32;
+        } else if self.ends.is_empty() && text.len() != self.width as usize {
+            self.write_ends();
+        }
+        self.bytes.push_str(text);
+        if !self.ends.is_empty() || text.len() != self.width as usize {
+            self.ends.push(self.bytes.len() as u32);
+        }
+        self.rows += 1;
         if value.is_none() {
-            self.set_null(self.ends.len() - 1, true);
+            self.set_null(self.len() - 1, true);
         }
     }
 
     /// Replaces row `j`'s text, moving the texts after it.
-    fn set(&mut self, j: usize, value: Option<&str>) {
-        let (start, end) = self.span(j);
+    pub(super) fn set(&mut self, j: usize, value: Option<&str>) {
         let text = value.unwrap_or("");
+        if self.ends.is_empty() && text.len() != self.width as usize {
+            self.write_ends();
+        }
+        let (start, end) = self.span(j);
         self.bytes.replace_range(start..end, text);
         let delta = text.len() as i64 - (end - start) as i64;
         if delta != 0 {
@@ -199,7 +239,7 @@ impl StrChunk {
         self.set_null(j, value.is_none());
     }
 
-    fn heap_bytes(&self) -> usize {
+    pub(super) fn heap_bytes(&self) -> usize {
         16 + size_of::<StrChunk>()
             + self.bytes.capacity()
             + self.ends.capacity() * 4
@@ -295,21 +335,72 @@ impl<T: Clone> Sparse<T> {
     }
 }
 
-/// Each chunk as its rows' lengths (null as `u32::MAX`), then its text.
+impl StrChunk {
+    /// Stores the chunk as its rows' lengths (null as `u32::MAX`), then
+    /// its text.
+    pub(super) fn save(&self, out: &mut Encoder) {
+        for j in 0..self.len() {
+            let (start, end) = self.span(j);
+            out.u32(if self.is_null(j) {
+                NULL_LEN
+            } else {
+                (end - start) as u32
+            });
+        }
+        out.str(&self.bytes);
+    }
+
+    /// Reads back a chunk of `size` rows that [`StrChunk::save`] stored.
+    pub(super) fn load(input: &mut Decoder<'_>, size: usize) -> Result<StrChunk, Malformed> {
+        let mut lens = Vec::with_capacity(size);
+        u32::load_many(input, size, &mut lens)?;
+        let mut chunk = StrChunk {
+            rows: size as u32,
+            ..StrChunk::default()
+        };
+        let text_len = |len: u32| if len == NULL_LEN { 0 } else { len };
+        let uniform = lens.windows(2).all(|w| text_len(w[0]) == text_len(w[1]));
+        if uniform {
+            chunk.width = lens.first().map_or(0, |&len| text_len(len));
+        } else {
+            chunk.ends.reserve_exact(size);
+        }
+        let mut end = 0u64;
+        for (j, len) in lens.into_iter().enumerate() {
+            if len == NULL_LEN {
+                chunk.set_null(j, true);
+            }
+            end += u64::from(text_len(len));
+            if !uniform {
+                chunk.ends.push(end.min(u64::from(u32::MAX)) as u32);
+            }
+        }
+        let text = input.str()?;
+        if text.len() as u64 != end {
+            return Err(input.malformed(format!(
+                "a chunk's lengths add up to {end} bytes, its text has {}",
+                text.len()
+            )));
+        }
+        // Each row's text must fall on character boundaries.
+        if (0..size).any(|j| {
+            let (start, end) = chunk.span(j);
+            text.get(start..end).is_none()
+        }) {
+            return Err(input.malformed("a row's text splits a character"));
+        }
+        chunk.bytes = text.to_owned();
+        Ok(chunk)
+    }
+}
+
+/// Each chunk as [`StrChunk::save`] stores it.
 impl Persist for StrColumn {
     const MIN_BYTES: usize = 8;
     fn save(&self, out: &mut Encoder) {
         out.len(self.len);
         for chunk in &self.chunks {
-            for j in 0..chunk.ends.len() {
-                let (start, end) = chunk.span(j);
-                out.u32(if chunk.is_null(j) {
-                    NULL_LEN
-                } else {
-                    (end - start) as u32
-                });
-            }
-            out.str(&chunk.bytes);
+            chunk.save(out);
         }
     }
     fn load(input: &mut Decoder<'_>) -> Result<StrColumn, Malformed> {
@@ -318,38 +409,7 @@ impl Persist for StrColumn {
         let mut left = n;
         while left > 0 {
             let size = left.min(CHUNK);
-            let mut lens = Vec::with_capacity(size);
-            u32::load_many(input, size, &mut lens)?;
-            let mut chunk = StrChunk {
-                bytes: String::new(),
-                ends: Vec::with_capacity(size),
-                nulls: Vec::new(),
-            };
-            let mut end = 0u64;
-            for (j, len) in lens.into_iter().enumerate() {
-                if len == NULL_LEN {
-                    chunk.set_null(j, true);
-                } else {
-                    end += u64::from(len);
-                }
-                chunk.ends.push(end.min(u64::from(u32::MAX)) as u32);
-            }
-            let text = input.str()?;
-            if text.len() as u64 != end {
-                return Err(input.malformed(format!(
-                    "a chunk's lengths add up to {end} bytes, its text has {}",
-                    text.len()
-                )));
-            }
-            // Each row's text must fall on character boundaries.
-            if (0..size).any(|j| {
-                let (start, end) = chunk.span(j);
-                text.get(start..end).is_none()
-            }) {
-                return Err(input.malformed("a row's text splits a character"));
-            }
-            chunk.bytes = text.to_owned();
-            chunks.push(Arc::new(chunk));
+            chunks.push(Arc::new(StrChunk::load(input, size)?));
             left -= size;
         }
         Ok(StrColumn { chunks, len: n })
@@ -358,30 +418,51 @@ impl Persist for StrColumn {
 
 /// The rows of one chunk of a [`StrColumn`] being built.
 #[derive(Debug, Default)]
-pub(crate) struct StrBlock(StrChunk);
+pub(crate) struct StrBlock {
+    chunk: StrChunk,
+    /// The rows it will hold: room for the ends, should they be needed.
+    room: usize,
+}
 
 impl StrBlock {
     /// Room for exactly `rows` rows and `text` bytes.
     pub(crate) fn with_room(rows: usize, text: usize) -> StrBlock {
-        StrBlock(StrChunk {
-            bytes: String::with_capacity(text),
-            ends: Vec::with_capacity(rows),
-            nulls: Vec::new(),
-        })
+        StrBlock {
+            chunk: StrChunk {
+                bytes: String::with_capacity(text),
+                ..StrChunk::default()
+            },
+            room: rows,
+        }
+    }
+
+    /// The chunk built.
+    pub(super) fn into_chunk(self) -> StrChunk {
+        self.chunk
     }
 
     pub(crate) fn push(&mut self, value: Option<&str>) {
-        self.0.push(value);
+        let chunk = &mut self.chunk;
+        if chunk.ends.is_empty() && chunk.rows > 0 {
+            if value.unwrap_or("").len() == chunk.width as usize {
+                chunk.push(value);
+                return;
+            }
+            // Exactly the room the block will need, not a chunk's.
+            chunk.ends.reserve_exact(self.room);
+            chunk.ends.extend((1..=chunk.rows).map(|j| j * chunk.width));
+        }
+        chunk.push(value);
     }
 }
 
 impl StrColumn {
     /// A column of whole chunks (every one but the last full).
     pub(crate) fn from_blocks(blocks: Vec<StrBlock>) -> StrColumn {
-        let len = blocks.iter().map(|b| b.0.ends.len()).sum();
-        debug_assert!(blocks.iter().rev().skip(1).all(|b| b.0.ends.len() == CHUNK));
+        let len = blocks.iter().map(|b| b.chunk.len()).sum();
+        debug_assert!(blocks.iter().rev().skip(1).all(|b| b.chunk.len() == CHUNK));
         StrColumn {
-            chunks: blocks.into_iter().map(|b| Arc::new(b.0)).collect(),
+            chunks: blocks.into_iter().map(|b| Arc::new(b.chunk)).collect(),
             len,
         }
     }

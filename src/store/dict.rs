@@ -1,10 +1,9 @@
 //! Dictionary encoding: each distinct string of a column gets a `u32` code.
 
-use std::sync::Arc;
-
-use super::column::Chunked;
+use super::column::{Chunked, StrColumn};
+use super::packed::Packed;
 use crate::codec::{Decoder, Encoder, Malformed, Persist};
-use crate::index::CowMap;
+use crate::index::{text_hash, CowTable};
 
 /// The code of a null value. Never handed out for a string.
 pub(crate) const NULL_CODE: u32 = u32::MAX;
@@ -12,10 +11,16 @@ pub(crate) const NULL_CODE: u32 = u32::MAX;
 /// Distinct strings of one column and their codes, reference-counted by the
 /// rows that hold them: a code whose last row goes away is freed and reused,
 /// so a deleted value leaves no trace.
+///
+/// The texts live once, by code, in a chunked text column (a dictionary of
+/// 100,000 resource ids is a hundred buffers, not 100,000 allocations);
+/// the lookup table holds only codes, found by the texts' hashes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Dict {
-    codes: CowMap<Arc<str>, u32>,
-    values: Chunked<Option<Arc<str>>>,
+    /// Each code's text; null for a freed code.
+    texts: StrColumn,
+    /// The live codes, by their texts' hashes.
+    codes: CowTable,
     refs: Chunked<u32>,
     free: Vec<u32>,
 }
@@ -23,7 +28,10 @@ pub(crate) struct Dict {
 impl Dict {
     /// The code of `value`, if some row holds it.
     pub(crate) fn code(&self, value: &str) -> Option<u32> {
-        self.codes.get(value).copied()
+        let texts = &self.texts;
+        self.codes.find(text_hash(value), |code| {
+            texts.get(code as usize) == Some(value)
+        })
     }
 
     /// The string of a live `code`; `""` for a freed or null code.
@@ -31,9 +39,10 @@ impl Dict {
         self.value_opt(code).unwrap_or("")
     }
 
+    #[inline]
     pub(crate) fn value_opt(&self, code: u32) -> Option<&str> {
-        if (code as usize) < self.values.len() {
-            self.values.get(code as usize).as_deref()
+        if (code as usize) < self.texts.len() {
+            self.texts.get(code as usize)
         } else {
             None
         }
@@ -41,7 +50,7 @@ impl Dict {
 
     /// One past the highest code ever handed out.
     pub(crate) fn code_bound(&self) -> usize {
-        self.values.len()
+        self.texts.len()
     }
 
     /// The number of distinct live values.
@@ -60,66 +69,73 @@ impl Dict {
 
     /// Every live `(code, value)`.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &str)> + '_ {
-        self.values
-            .iter()
-            .enumerate()
-            .filter_map(|(c, v)| v.as_deref().map(|v| (c as u32, v)))
+        (0..self.texts.len()).filter_map(|c| self.texts.get(c).map(|v| (c as u32, v)))
     }
 
     /// Takes a reference on `value`, giving it a code if it has none;
     /// returns the code.
     pub(crate) fn acquire(&mut self, value: &str) -> u32 {
-        if let Some(&code) = self.codes.get(value) {
+        self.acquire_many(value, 1)
+    }
+
+    /// Takes `n` references on `value`; returns its code.
+    fn acquire_many(&mut self, value: &str, n: u32) -> u32 {
+        let hash = text_hash(value);
+        let texts = &self.texts;
+        if let Some(code) = self
+            .codes
+            .find(hash, |code| texts.get(code as usize) == Some(value))
+        {
             let r = *self.refs.get(code as usize);
-            self.refs.set(code as usize, r + 1);
+            self.refs.set(code as usize, r + n);
             return code;
         }
-        let text: Arc<str> = Arc::from(value);
         let code = match self.free.pop() {
             Some(code) => {
-                self.values.set(code as usize, Some(text.clone()));
-                self.refs.set(code as usize, 1);
+                self.texts.set(code as usize, Some(value));
+                self.refs.set(code as usize, n);
                 code
             }
             None => {
-                let code = self.values.len() as u32;
-                self.values.push(Some(text.clone()));
-                self.refs.push(1);
+                let code = self.texts.len() as u32;
+                self.texts.push(Some(value));
+                self.refs.push(n);
                 code
             }
         };
-        *self.codes.entry_or_insert_with(text, || code) = code;
+        let texts = &self.texts;
+        self.codes.insert(hash, code, |c| {
+            text_hash(texts.get(c as usize).unwrap_or_default())
+        });
         code
     }
 
-    /// Drops a reference on `code`; returns the value when that was the
-    /// last one and the code is now free.
-    pub(crate) fn release(&mut self, code: u32) -> Option<Arc<str>> {
+    /// Drops a reference on `code`; returns whether that was the last one
+    /// and the code is now free.
+    pub(crate) fn release(&mut self, code: u32) -> bool {
         if code == NULL_CODE {
-            return None;
+            return false;
         }
         let i = code as usize;
         let r = *self.refs.get(i);
         if r > 1 {
             self.refs.set(i, r - 1);
-            return None;
+            return false;
         }
         self.refs.set(i, 0);
-        let value = self.values.get(i).clone();
-        self.values.set(i, None);
-        if let Some(v) = &value {
-            self.codes.remove(&**v);
+        if let Some(value) = self.texts.get(i) {
+            self.codes.remove(text_hash(value), code);
         }
+        self.texts.set(i, None);
         self.free.push(code);
-        value
+        true
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.codes.heap_bytes()
-            + self.values.heap_bytes()
+            + self.texts.heap_bytes()
             + self.refs.heap_bytes()
             + self.free.capacity() * 4
-            + self.iter().map(|(_, v)| 16 + v.len()).sum::<usize>()
     }
 }
 
@@ -135,32 +151,34 @@ mod tests {
         assert_eq!(d.acquire("a"), a);
         assert_eq!(d.refs(a), 2);
         let b = d.acquire("b");
-        assert_eq!(d.release(a), None);
-        assert_eq!(d.release(a).as_deref(), Some("a"));
+        assert!(!d.release(a));
+        assert!(d.release(a));
         assert_eq!((d.code("a"), d.len()), (None, 1));
         let c = d.acquire("c");
         assert_eq!(c, a, "freed codes are reused");
         assert_eq!((d.value(c), d.value(b)), ("c", "b"));
         assert_eq!(d.iter().count(), 2);
-        assert_eq!(d.release(NULL_CODE), None);
+        assert!(!d.release(NULL_CODE));
     }
 }
 
-/// A dictionary-encoded column: one code per row, null as [`NULL_CODE`].
+/// A dictionary-encoded column: one code per row, null as [`NULL_CODE`],
+/// packed per chunk (a chunk needs only the bytes its codes' spread does).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DictColumn {
     pub(crate) dict: Dict,
-    codes: Chunked<u32>,
+    codes: Packed<{ NULL_CODE as u64 }>,
 }
 
 impl DictColumn {
     pub(crate) fn push_null(&mut self) {
-        self.codes.push(NULL_CODE);
+        self.codes.push(NULL_CODE.into());
     }
 
+    /// Every code is a `u32`: the column only ever stores those.
     #[inline]
     pub(crate) fn code(&self, row: usize) -> u32 {
-        *self.codes.get(row)
+        self.codes.get(row) as u32
     }
 
     #[inline]
@@ -176,19 +194,18 @@ impl DictColumn {
     /// Sets a row that holds null to `value`.
     pub(crate) fn assign(&mut self, row: usize, value: Option<&str>) {
         let code = value.map_or(NULL_CODE, |v| self.dict.acquire(v));
-        self.codes.set(row, code);
+        self.codes.set(row, code.into());
     }
 
-    /// Sets a row to null, returning its value's code and text when the row
-    /// held the value's last reference.
-    pub(crate) fn clear(&mut self, row: usize) -> Option<(u32, Arc<str>)> {
+    /// Sets a row to null, releasing its value.
+    pub(crate) fn clear(&mut self, row: usize) {
         let code = self.code(row);
-        self.codes.set(row, NULL_CODE);
-        self.dict.release(code).map(|v| (code, v))
+        self.codes.set(row, NULL_CODE.into());
+        self.dict.release(code);
     }
 
     pub(crate) fn codes(&self) -> impl Iterator<Item = u32> + '_ {
-        self.codes.iter().copied()
+        self.codes.iter().map(|c| c as u32)
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
@@ -202,9 +219,9 @@ impl DictColumn {
 impl Persist for Dict {
     const MIN_BYTES: usize = 24;
     fn save(&self, out: &mut Encoder) {
-        out.len(self.values.len());
-        for value in self.values.iter() {
-            match value {
+        out.len(self.texts.len());
+        for code in 0..self.texts.len() {
+            match self.texts.get(code) {
                 None => out.u8(0),
                 Some(v) => {
                     out.u8(1);
@@ -219,20 +236,21 @@ impl Persist for Dict {
         let n = input.count(1)?;
         let mut dict = Dict::default();
         for code in 0..n as u32 {
-            let value = match input.u8()? {
-                0 => None,
+            match input.u8()? {
+                0 => dict.texts.push(None),
                 1 => {
-                    let text: Arc<str> = Arc::from(input.str()?);
-                    let before = dict.codes.len();
-                    dict.codes.entry_or_insert_with(text.clone(), || code);
-                    if dict.codes.len() == before {
+                    let text = input.str()?;
+                    if dict.code(text).is_some() {
                         return Err(input.malformed(format!("the value {text:?} has two codes")));
                     }
-                    Some(text)
+                    dict.texts.push(Some(text));
+                    let texts = &dict.texts;
+                    dict.codes.insert(text_hash(text), code, |c| {
+                        text_hash(texts.get(c as usize).unwrap_or_default())
+                    });
                 }
                 other => return Err(input.malformed(format!("{other} is not an option tag"))),
-            };
-            dict.values.push(value);
+            }
         }
         dict.refs = Persist::load(input)?;
         dict.free = input.seq()?;
@@ -242,11 +260,14 @@ impl Persist for Dict {
                 dict.refs.len()
             )));
         }
-        let live_mismatch = (0..n).any(|c| dict.values.get(c).is_some() != (*dict.refs.get(c) > 0));
+        let live_mismatch = (0..n).any(|c| dict.texts.get(c).is_some() != (*dict.refs.get(c) > 0));
+        // A free code is a freed one, listed once (handed out twice, it
+        // would stand for two values).
+        let mut listed = roaring::RoaringBitmap::new();
         let bad_free = dict
             .free
             .iter()
-            .any(|&c| c as usize >= n || dict.values.get(c as usize).is_some());
+            .any(|&c| c as usize >= n || dict.texts.get(c as usize).is_some() || !listed.insert(c));
         if live_mismatch || bad_free {
             return Err(input.malformed("reference counts, values and free codes disagree"));
         }
@@ -264,9 +285,12 @@ impl Persist for DictColumn {
     }
     fn load(input: &mut Decoder<'_>) -> Result<DictColumn, Malformed> {
         let dict = Dict::load(input)?;
-        let codes: Chunked<u32> = Persist::load(input)?;
-        let bound = dict.code_bound();
-        if codes.iter().any(|&c| c != NULL_CODE && c as usize >= bound) {
+        let codes: Packed<{ NULL_CODE as u64 }> = Persist::load(input)?;
+        let bound = dict.code_bound() as u64;
+        if codes
+            .iter()
+            .any(|c| c != u64::from(NULL_CODE) && c >= bound)
+        {
             return Err(input.malformed(format!(
                 "a row holds a code the dictionary of {bound} codes lacks"
             )));
@@ -286,18 +310,37 @@ impl DictColumn {
 /// many rows hold each: merged into the column's dictionary once.
 #[derive(Debug, Default)]
 pub(crate) struct LocalDict {
-    values: indexmap::IndexMap<Box<str>, u32, rustc_hash::FxBuildHasher>,
+    /// The values back to back, in first-seen order: no allocation per
+    /// value, so building leaves no small holes behind.
+    text: String,
+    /// Where each value ends in `text`, its hash and its rows.
+    values: Vec<(u32, u64, u32)>,
+    /// The local codes, by hash.
+    table: hashbrown::HashTable<u32>,
 }
 
 impl LocalDict {
+    fn value(&self, code: usize) -> &str {
+        let start = match code {
+            0 => 0,
+            _ => self.values[code - 1].0 as usize,
+        };
+        &self.text[start..self.values[code].0 as usize]
+    }
+
     /// The block-local code of `value`, counting one more row.
     pub(crate) fn code(&mut self, value: &str) -> u32 {
-        if let Some((code, _, refs)) = self.values.get_full_mut(value) {
-            *refs += 1;
-            return code as u32;
+        let hash = text_hash(value);
+        if let Some(&code) = self.table.find(hash, |&c| self.value(c as usize) == value) {
+            self.values[code as usize].2 += 1;
+            return code;
         }
         let code = self.values.len() as u32;
-        self.values.insert(value.into(), 1);
+        self.text.push_str(value);
+        self.values.push((self.text.len() as u32, hash, 1));
+        let values = &self.values;
+        self.table
+            .insert_unique(hash, code, |&c| values[c as usize].1);
         code
     }
 }
@@ -306,19 +349,9 @@ impl Dict {
     /// Takes a block's values, each with its rows as references; returns
     /// the block's local-to-global code map.
     pub(crate) fn merge_one(&mut self, local: &LocalDict) -> Vec<u32> {
-        local
-            .values
-            .iter()
-            .map(|(value, &refs)| self.acquire_many(value, refs))
+        (0..local.values.len())
+            .map(|c| self.acquire_many(local.value(c), local.values[c].2))
             .collect()
-    }
-
-    /// Takes `n` references on `value`; returns its code.
-    fn acquire_many(&mut self, value: &str, n: u32) -> u32 {
-        let code = self.acquire(value);
-        let r = *self.refs.get(code as usize);
-        self.refs.set(code as usize, r + n - 1);
-        code
     }
 }
 
@@ -363,7 +396,7 @@ impl DictColumn {
     pub(crate) fn from_blocks(blocks: Vec<DictBlock>, dict: Dict) -> DictColumn {
         DictColumn {
             dict,
-            codes: Chunked::from_chunks(blocks.into_iter().map(|b| b.codes).collect()),
+            codes: Packed::from_chunks(&blocks.into_iter().map(|b| b.codes).collect::<Vec<_>>()),
         }
     }
 }

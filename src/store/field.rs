@@ -13,6 +13,8 @@ use serde_json::{Map, Value};
 
 use super::column::{Chunked, Sparse, StrBlock, StrColumn, CHUNK};
 use super::dict::{Dict, DictBlock, DictColumn, LocalDict, NULL_CODE};
+use super::ids::{IdBlock, IdColumn, IdText};
+use super::packed::Packed;
 use crate::batch::wire::Wire;
 use crate::batch::CheckValue;
 use crate::codec::{Decoder, Encoder, Malformed, Persist};
@@ -110,10 +112,17 @@ pub(crate) trait Ordered {
     /// The values as integers of the same order, for sorting a whole
     /// column at once, where there is such a mapping.
     fn ranker(&self) -> Option<impl Fn(usize) -> u64 + Sync + '_>;
-    /// A string key's text at a live row (`None` for other keys).
+    /// Compares a string key's text at a live row with `value`, by bytes
+    /// (other keys compare as the empty string).
     #[inline]
-    fn text(&self, _row: usize) -> Option<&str> {
-        None
+    fn cmp_text(&self, _row: usize, value: &str) -> Ordering {
+        "".cmp(value)
+    }
+    /// The first eight bytes of a string key's text at a live row, as a
+    /// big-endian integer (zeros past its end; 0 for other keys).
+    #[inline]
+    fn prefix(&self, _row: usize) -> u64 {
+        0
     }
     /// Whether some row may hold `value` (a dictionary knows for sure).
     #[inline]
@@ -124,8 +133,8 @@ pub(crate) trait Ordered {
 
 // ---- Text: unique strings ---------------------------------------------
 
-impl FieldColumn<String> for StrColumn {
-    type View<'a> = &'a str;
+impl FieldColumn<String> for IdColumn {
+    type View<'a> = IdText<'a>;
 
     fn push_empty(&mut self) {
         self.push(None);
@@ -137,36 +146,40 @@ impl FieldColumn<String> for StrColumn {
         self.set(row, None);
     }
     #[inline]
-    fn view(&self, row: usize) -> &str {
-        self.str(row)
+    fn view(&self, row: usize) -> IdText<'_> {
+        self.id(row)
     }
-    fn unseen(&self) -> &str {
-        ""
+    fn unseen(&self) -> IdText<'_> {
+        IdText::Text("")
     }
     #[inline]
     fn read(&self, row: usize) -> String {
-        self.str(row).to_owned()
+        self.id(row).to_string()
     }
     #[inline]
     fn differs(&self, row: usize, value: &String) -> bool {
-        self.str(row) != value
+        !self.id(row).eq_str(value)
     }
     fn heap_bytes(&self) -> usize {
-        StrColumn::heap_bytes(self)
+        IdColumn::heap_bytes(self)
     }
     fn fits(&self, rows: usize) -> bool {
         self.len() == rows
     }
     fn check(&self, live: &RoaringBitmap) -> Result<(), String> {
-        check_nulls(self, live)
+        check_nulls(self.len(), |row| self.get(row).is_some(), live)
     }
 }
 
 /// A text column holds a value exactly in its live rows.
-fn check_nulls(col: &StrColumn, live: &RoaringBitmap) -> Result<(), String> {
-    for row in 0..col.len() {
+fn check_nulls(
+    rows: usize,
+    holds: impl Fn(usize) -> bool,
+    live: &RoaringBitmap,
+) -> Result<(), String> {
+    for row in 0..rows {
         let is_live = live.contains(row as u32);
-        if col.get(row).is_some() != is_live {
+        if holds(row) != is_live {
             return Err(if is_live {
                 format!("live row {row} holds no text")
             } else {
@@ -177,17 +190,21 @@ fn check_nulls(col: &StrColumn, live: &RoaringBitmap) -> Result<(), String> {
     Ok(())
 }
 
-impl Ordered for StrColumn {
+impl Ordered for IdColumn {
     #[inline]
     fn cmp_rows(&self, a: usize, b: usize) -> Ordering {
-        self.str(a).as_bytes().cmp(self.str(b).as_bytes())
+        self.id(a).cmp(&self.id(b))
     }
     fn ranker(&self) -> Option<impl Fn(usize) -> u64 + Sync + '_> {
         None::<fn(usize) -> u64>
     }
     #[inline]
-    fn text(&self, row: usize) -> Option<&str> {
-        Some(self.str(row))
+    fn cmp_text(&self, row: usize, value: &str) -> Ordering {
+        self.id(row).cmp_str(value)
+    }
+    #[inline]
+    fn prefix(&self, row: usize) -> u64 {
+        self.id(row).prefix()
     }
 }
 
@@ -309,8 +326,12 @@ impl Ordered for DictColumn {
         })
     }
     #[inline]
-    fn text(&self, row: usize) -> Option<&str> {
-        Some(self.str(row))
+    fn cmp_text(&self, row: usize, value: &str) -> Ordering {
+        self.str(row).as_bytes().cmp(value.as_bytes())
+    }
+    #[inline]
+    fn prefix(&self, row: usize) -> u64 {
+        IdText::Text(self.str(row)).prefix()
     }
     #[inline]
     fn may_hold(&self, value: &str) -> bool {
@@ -441,18 +462,84 @@ impl<T: Enumerated> Ordered for Chunked<T> {
     }
 }
 
+// ---- Int: integers, packed ---------------------------------------------
+
+/// Integers packed per chunk: sizes in GB repeat and stay small, 1 or 2
+/// bytes a row instead of 8. `u64::MAX` is the value set apart (it still
+/// reads back as itself, see [`Packed`]).
+pub(crate) type IntColumn = Packed<{ u64::MAX }>;
+
+impl FieldColumn<u64> for IntColumn {
+    type View<'a> = u64;
+
+    fn push_empty(&mut self) {
+        self.push(u64::EMPTY);
+    }
+    fn write(&mut self, row: usize, value: &u64, _: &()) {
+        self.set(row, *value);
+    }
+    fn clear(&mut self, _row: usize) {}
+    #[inline]
+    fn view(&self, row: usize) -> u64 {
+        self.get(row)
+    }
+    fn unseen(&self) -> u64 {
+        u64::EMPTY
+    }
+    #[inline]
+    fn read(&self, row: usize) -> u64 {
+        self.get(row)
+    }
+    #[inline]
+    fn differs(&self, row: usize, value: &u64) -> bool {
+        self.get(row) != *value
+    }
+    fn heap_bytes(&self) -> usize {
+        Packed::heap_bytes(self)
+    }
+    fn fits(&self, rows: usize) -> bool {
+        self.len() == rows
+    }
+}
+
+impl Build<u64> for IntColumn {
+    type Block = Vec<u64>;
+    fn block(rows: usize, _: usize) -> Vec<u64> {
+        Vec::with_capacity(rows)
+    }
+    fn push(block: &mut Vec<u64>, part: &u64) {
+        block.push(*part);
+    }
+    type Shared = ();
+    fn assemble(blocks: Vec<Vec<u64>>, _: ()) -> IntColumn {
+        Packed::from_chunks(&blocks)
+    }
+}
+
 // ---- Time: microseconds -------------------------------------------------
 
 /// Timestamps as `i64` microseconds, null as [`NULL_TIME`] (so that a null
-/// sorts before every timestamp).
+/// sorts before every timestamp), kept as their [`time_rank`]s packed per
+/// chunk: rows loaded in time order span hours in a chunk, 5 bytes a row.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct TimeColumn(Chunked<i64>);
+pub(crate) struct TimeColumn(Packed<NULL_RANK>);
+
+/// The rank of [`NULL_TIME`].
+const NULL_RANK: u64 = 0;
 
 impl TimeColumn {
     /// A live row's microseconds ([`NULL_TIME`] for null).
     #[inline]
     pub(crate) fn micros(&self, row: usize) -> i64 {
-        *self.0.get(row)
+        micros_of_rank(self.0.get(row))
+    }
+
+    fn set(&mut self, row: usize, micros: i64) {
+        self.0.set(row, time_rank(micros));
+    }
+
+    fn push(&mut self, micros: i64) {
+        self.0.push(time_rank(micros));
     }
 }
 
@@ -462,14 +549,20 @@ pub(crate) fn time_rank(micros: i64) -> u64 {
     (micros as u64) ^ (1 << 63)
 }
 
+/// The microseconds of a [`time_rank`].
+#[inline]
+fn micros_of_rank(rank: u64) -> i64 {
+    (rank ^ (1 << 63)) as i64
+}
+
 impl FieldColumn<Timestamp> for TimeColumn {
     type View<'a> = Timestamp;
 
     fn push_empty(&mut self) {
-        self.0.push(NULL_TIME);
+        self.push(NULL_TIME);
     }
     fn write(&mut self, row: usize, value: &Timestamp, _: &()) {
-        self.0.set(row, value.as_micros());
+        self.set(row, value.as_micros());
     }
     fn clear(&mut self, _row: usize) {}
     #[inline]
@@ -499,11 +592,10 @@ impl FieldColumn<Option<Timestamp>> for TimeColumn {
     type View<'a> = Option<Timestamp>;
 
     fn push_empty(&mut self) {
-        self.0.push(NULL_TIME);
+        self.push(NULL_TIME);
     }
     fn write(&mut self, row: usize, value: &Option<Timestamp>, _: &()) {
-        self.0
-            .set(row, value.map_or(NULL_TIME, Timestamp::as_micros));
+        self.set(row, value.map_or(NULL_TIME, Timestamp::as_micros));
     }
     fn clear(&mut self, _row: usize) {}
     #[inline]
@@ -619,7 +711,7 @@ macro_rules! json_column {
                 self.0.len() == rows
             }
             fn check(&self, live: &RoaringBitmap) -> Result<(), String> {
-                check_nulls(&self.0, live)
+                check_nulls(self.0.len(), |row| self.0.get(row).is_some(), live)
             }
         })*
     };
@@ -863,20 +955,20 @@ impl Persist for MembersColumn {
 
 // ---- Bulk building -------------------------------------------------------
 
-impl Build<String> for StrColumn {
-    type Block = StrBlock;
+impl Build<String> for IdColumn {
+    type Block = IdBlock;
     fn text_len(part: &&str) -> usize {
         part.len()
     }
-    fn block(rows: usize, text: usize) -> StrBlock {
-        StrBlock::with_room(rows, text)
+    fn block(rows: usize, text: usize) -> IdBlock {
+        IdBlock::with_room(rows, text)
     }
-    fn push(block: &mut StrBlock, part: &&str) {
-        block.push(Some(part));
+    fn push(block: &mut IdBlock, part: &&str) {
+        block.push(part);
     }
     type Shared = ();
-    fn assemble(blocks: Vec<StrBlock>, _: ()) -> StrColumn {
-        StrColumn::from_blocks(blocks)
+    fn assemble(blocks: Vec<IdBlock>, _: ()) -> IdColumn {
+        IdColumn::from_blocks(blocks)
     }
 }
 
@@ -932,33 +1024,34 @@ macro_rules! build_fixed {
         })*
     };
 }
-build_fixed!(u64, bool, Status, ImageType);
+build_fixed!(bool, Status, ImageType);
 
+/// Blocks hold ranks, packed when the column is assembled.
 impl Build<Timestamp> for TimeColumn {
-    type Block = Vec<i64>;
-    fn block(rows: usize, _: usize) -> Vec<i64> {
+    type Block = Vec<u64>;
+    fn block(rows: usize, _: usize) -> Vec<u64> {
         Vec::with_capacity(rows)
     }
-    fn push(block: &mut Vec<i64>, part: &Timestamp) {
-        block.push(part.as_micros());
+    fn push(block: &mut Vec<u64>, part: &Timestamp) {
+        block.push(time_rank(part.as_micros()));
     }
     type Shared = ();
-    fn assemble(blocks: Vec<Vec<i64>>, _: ()) -> TimeColumn {
-        TimeColumn(Chunked::from_chunks(blocks))
+    fn assemble(blocks: Vec<Vec<u64>>, _: ()) -> TimeColumn {
+        TimeColumn(Packed::from_chunks(&blocks))
     }
 }
 
 impl Build<Option<Timestamp>> for TimeColumn {
-    type Block = Vec<i64>;
-    fn block(rows: usize, _: usize) -> Vec<i64> {
+    type Block = Vec<u64>;
+    fn block(rows: usize, _: usize) -> Vec<u64> {
         Vec::with_capacity(rows)
     }
-    fn push(block: &mut Vec<i64>, part: &Option<Timestamp>) {
-        block.push(part.map_or(NULL_TIME, Timestamp::as_micros));
+    fn push(block: &mut Vec<u64>, part: &Option<Timestamp>) {
+        block.push(time_rank(part.map_or(NULL_TIME, Timestamp::as_micros)));
     }
     type Shared = ();
-    fn assemble(blocks: Vec<Vec<i64>>, _: ()) -> TimeColumn {
-        TimeColumn(Chunked::from_chunks(blocks))
+    fn assemble(blocks: Vec<Vec<u64>>, _: ()) -> TimeColumn {
+        TimeColumn(Packed::from_chunks(&blocks))
     }
 }
 

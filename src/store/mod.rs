@@ -49,6 +49,8 @@ mod column;
 mod derived;
 mod dict;
 mod field;
+mod ids;
+mod packed;
 mod read;
 mod sections;
 mod snapshot;
@@ -60,6 +62,9 @@ use roaring::RoaringBitmap;
 
 pub use build::{LoadError, StoreBuilder};
 pub(crate) use field::RawJson;
+#[cfg(test)]
+pub(crate) use ids::parse_uuid;
+pub(crate) use ids::IdText;
 pub use read::{ReadError, ReadStore};
 pub use sections::{SnapshotError, MAX_POSITION_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 pub use snapshot::Restored;
@@ -172,12 +177,12 @@ impl Store {
     /// The row holding `id`.
     pub(crate) fn row_of(&self, id: &str) -> Option<u32> {
         let ids = self.idx.order(OrderKey::Id);
-        let probe = |&row: &u32| self.cols.id.str(row as usize).as_bytes().cmp(id.as_bytes());
+        let probe = |&row: &u32| self.cols.id.id(row as usize).cmp_str(id);
         let pos = ids.lower_bound(probe);
         ids.iter_from(pos)
             .next()
             .copied()
-            .filter(|&row| self.cols.id.str(row as usize) == id)
+            .filter(|&row| self.cols.id.id(row as usize).eq_str(id))
     }
 
     /// Inserts each record, or replaces the record with the same id. The

@@ -10,13 +10,14 @@ use std::cmp::Ordering;
 use roaring::RoaringBitmap;
 use serde_json::{Map, Value};
 
-use super::column::{Chunked, StrColumn};
+use super::column::Chunked;
 use super::derived::{IndexMemory, RowIndex};
 use super::dict::DictColumn;
 use super::dict::NULL_CODE;
 use super::field::{
-    time_rank, Build, Coded, FieldColumn, JsonColumn, MembersColumn, Ordered, TimeColumn,
+    time_rank, Build, Coded, FieldColumn, IntColumn, JsonColumn, MembersColumn, Ordered, TimeColumn,
 };
+use super::ids::IdColumn;
 use crate::batch::Checked;
 use crate::index::{BitmapIndex, DayIndex, ExtendOverlap, IpIndex, SharingIndex, TrigramIndex};
 use crate::record::{ImageType, Member, Record, Status};
@@ -30,9 +31,10 @@ use crate::batch::wire::Parts;
 
 /// The store type of a column kind of the table.
 macro_rules! column {
-    (Text, $ty:ty) => { StrColumn };
+    (Text, $ty:ty) => { IdColumn };
     (Dict, $ty:ty) => { DictColumn };
     (Fixed, $ty:ty) => { Chunked<$ty> };
+    (Int, $ty:ty) => { IntColumn };
     (Time, $ty:ty) => { TimeColumn };
     (Json, $ty:ty) => { JsonColumn };
     (Members, $ty:ty) => { MembersColumn };
@@ -348,10 +350,11 @@ macro_rules! store_table {
                 }
             }
 
-            /// A string key's text at a live row.
-            pub(crate) fn key_text(&self, key: OrderKey, row: usize) -> Option<&str> {
+            /// Compares a string key's text at a live row with `value`.
+            #[inline]
+            pub(crate) fn cmp_key_text(&self, key: OrderKey, row: usize, value: &str) -> Ordering {
                 match key {
-                    $( $( OrderKey::$order => Ordered::text(&self.$field, row), )? )*
+                    $( $( OrderKey::$order => Ordered::cmp_text(&self.$field, row, value), )? )*
                 }
             }
 
@@ -547,11 +550,7 @@ impl Columns {
 
     /// The trigram index of `field`, built from its dictionary's values.
     pub(crate) fn trigram_index(&self, field: TextField) -> TrigramIndex {
-        let mut index = TrigramIndex::default();
-        for (code, value) in self.text_column(field).dict.iter() {
-            index.insert(code, value);
-        }
-        index
+        TrigramIndex::of_values(self.text_column(field).dict.iter())
     }
 
     /// Which ordered indexes a replacement moves a row in: those whose key,
@@ -574,18 +573,14 @@ fn sorted_by<C: Ordered>(cols: &Columns, col: &C, key: OrderKey, live: &RoaringB
     let Some(rank) = col.ranker() else {
         // Strings without ranks (unique ids): their first eight bytes as
         // an integer order most pairs without reading the strings.
-        let prefix = |row: u32| {
-            let text = col.text(row as usize).unwrap_or("").as_bytes();
-            let mut first = [0u8; 8];
-            let n = text.len().min(8);
-            first[..n].copy_from_slice(&text[..n]);
-            u64::from_be_bytes(first)
-        };
-        let mut keyed: Vec<(u64, u32)> = live.iter().map(|row| (prefix(row), row)).collect();
+        let mut keyed: Vec<(u64, u32)> = live
+            .iter()
+            .map(|row| (col.prefix(row as usize), row))
+            .collect();
         keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| cols.cmp_rows(key, a.1, b.1)));
         return keyed.into_iter().map(|(_, row)| row).collect();
     };
-    let id = |row: u32| cols.id.str(row as usize).as_bytes();
+    let id = |row: u32| cols.id.id(row as usize);
     let mut keyed: Vec<(u64, u64, u32)> = live
         .iter()
         .map(|row| {
@@ -596,7 +591,7 @@ fn sorted_by<C: Ordered>(cols: &Columns, col: &C, key: OrderKey, live: &RoaringB
     keyed.sort_unstable_by(|a, b| {
         (a.0, a.1)
             .cmp(&(b.0, b.1))
-            .then_with(|| id(a.2).cmp(id(b.2)))
+            .then_with(|| id(a.2).cmp(&id(b.2)))
     });
     keyed.into_iter().map(|(_, _, row)| row).collect()
 }

@@ -7,6 +7,7 @@ mod bench;
 mod data;
 mod demo;
 mod gen;
+mod malloc;
 mod oracle;
 mod query;
 mod snapshot;
@@ -72,6 +73,7 @@ pub(crate) fn say(line: impl std::fmt::Display) -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
+    malloc::pin_mmap_threshold();
     // No input may end in a panic's backtrace: should one happen anyway,
     // say so in one line.
     std::panic::set_hook(Box::new(|info| {

@@ -1,0 +1,534 @@
+//! Unique strings — backup and checkpoint ids — with UUIDs kept as their
+//! 16 bytes.
+//!
+//! Nearly every id a cloud service hands out is a UUID in its canonical
+//! text (`8-4-4-4-12` lowercase hex digits): 36 bytes of text that hold 16
+//! bytes of information. A chunk whose rows all are such UUIDs (or null)
+//! keeps the 16 bytes; the first row of any other text turns the chunk into
+//! plain text (see [`StrChunk`]), so every id still reads back exactly as
+//! it was sent. Canonical lowercase hex sorts by its bytes exactly as the
+//! 16 bytes do (the digits `0-9a-f` are in byte order, the hyphens at the
+//! same places), so two UUID rows compare without being formatted.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::mem::size_of;
+use std::sync::Arc;
+
+use super::column::{StrBlock, StrChunk, CHUNK};
+use crate::codec::{Decoder, Encoder, Malformed, Persist};
+
+const CHUNK_BITS: u32 = CHUNK.trailing_zeros();
+
+/// Where the canonical text has its hyphens.
+const HYPHENS: [usize; 4] = [8, 13, 18, 23];
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The 16 bytes of a UUID in canonical lowercase text, `None` for any
+/// other text (uppercase included: it would not read back the same).
+pub(crate) fn parse_uuid(text: &str) -> Option<[u8; 16]> {
+    let t = text.as_bytes();
+    if t.len() != 36 || HYPHENS.iter().any(|&i| t[i] != b'-') {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 16];
+    let mut digits = t.iter().enumerate().filter(|(i, _)| !HYPHENS.contains(i));
+    for byte in &mut out {
+        let (_, &hi) = digits.next()?;
+        let (_, &lo) = digits.next()?;
+        *byte = nibble(hi)? << 4 | nibble(lo)?;
+    }
+    Some(out)
+}
+
+/// The canonical text of a UUID's 16 bytes.
+pub(crate) fn format_uuid(raw: &[u8; 16]) -> [u8; 36] {
+    let mut out = [b'-'; 36];
+    let mut at = 0;
+    for &byte in raw {
+        if HYPHENS.contains(&at) {
+            at += 1;
+        }
+        out[at] = HEX[(byte >> 4) as usize];
+        out[at + 1] = HEX[(byte & 15) as usize];
+        at += 2;
+    }
+    out
+}
+
+/// An id as a row holds it: its text, or the 16 bytes of a UUID.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum IdText<'a> {
+    Text(&'a str),
+    Uuid(&'a [u8; 16]),
+}
+
+impl IdText<'_> {
+    /// Calls `f` with the text (a UUID formatted on the stack).
+    #[inline]
+    pub(crate) fn with_str<R>(self, f: impl FnOnce(&str) -> R) -> R {
+        match self {
+            IdText::Text(text) => f(text),
+            IdText::Uuid(raw) => {
+                let text = format_uuid(raw);
+                f(std::str::from_utf8(&text).unwrap_or_default())
+            }
+        }
+    }
+
+    /// Compares with `value` by bytes, as the texts would.
+    #[inline]
+    pub(crate) fn cmp_str(self, value: &str) -> Ordering {
+        match (self, parse_uuid(value)) {
+            (IdText::Uuid(raw), Some(other)) => raw.cmp(&other),
+            _ => self.with_str(|text| text.as_bytes().cmp(value.as_bytes())),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn eq_str(self, value: &str) -> bool {
+        self.cmp_str(value) == Ordering::Equal
+    }
+
+    /// The first eight bytes of the text as a big-endian integer (zeros
+    /// past its end): the same order as the texts, for most pairs.
+    #[inline]
+    pub(crate) fn prefix(self) -> u64 {
+        match self {
+            // Eight hex digits before the first hyphen: four bytes.
+            IdText::Uuid(raw) => {
+                u64::from_be_bytes(format_uuid(raw)[..8].try_into().unwrap_or_default())
+            }
+            IdText::Text(text) => {
+                let mut first = [0u8; 8];
+                let n = text.len().min(8);
+                first[..n].copy_from_slice(&text.as_bytes()[..n]);
+                u64::from_be_bytes(first)
+            }
+        }
+    }
+}
+
+impl Ord for IdText<'_> {
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (*self, *other) {
+            (IdText::Uuid(a), IdText::Uuid(b)) => a.cmp(b),
+            (a, IdText::Text(b)) => a.cmp_str(b),
+            (IdText::Text(a), b) => b.cmp_str(a).reverse(),
+        }
+    }
+}
+
+impl PartialOrd for IdText<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for IdText<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for IdText<'_> {}
+
+impl fmt::Display for IdText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.with_str(|text| f.write_str(text))
+    }
+}
+
+/// One chunk of an [`IdColumn`].
+#[derive(Debug, Clone)]
+enum IdChunk {
+    /// Every row a UUID or null: the 16 bytes (zeros for null).
+    Uuids {
+        raw: Vec<[u8; 16]>,
+        /// Bit `j` set: row `j` is null.
+        nulls: Vec<u64>,
+    },
+    Texts(StrChunk),
+}
+
+impl Default for IdChunk {
+    fn default() -> Self {
+        IdChunk::Uuids {
+            raw: Vec::new(),
+            nulls: Vec::new(),
+        }
+    }
+}
+
+fn bit(words: &[u64], j: usize) -> bool {
+    words.get(j / 64).is_some_and(|w| w >> (j % 64) & 1 == 1)
+}
+
+fn set_bit(words: &mut Vec<u64>, j: usize, on: bool) {
+    if words.len() <= j / 64 {
+        if !on {
+            return;
+        }
+        words.resize(j / 64 + 1, 0);
+    }
+    if on {
+        words[j / 64] |= 1 << (j % 64);
+    } else {
+        words[j / 64] &= !(1 << (j % 64));
+    }
+}
+
+impl IdChunk {
+    fn len(&self) -> usize {
+        match self {
+            IdChunk::Uuids { raw, .. } => raw.len(),
+            IdChunk::Texts(chunk) => chunk.len(),
+        }
+    }
+
+    #[inline]
+    fn get(&self, j: usize) -> Option<IdText<'_>> {
+        match self {
+            IdChunk::Uuids { raw, nulls } => (!bit(nulls, j)).then(|| IdText::Uuid(&raw[j])),
+            IdChunk::Texts(chunk) => chunk.get(j).map(IdText::Text),
+        }
+    }
+
+    /// The chunk as plain text, before a row that is no UUID comes.
+    fn make_texts(&mut self) -> &mut StrChunk {
+        if let IdChunk::Uuids { raw, nulls } = self {
+            let mut chunk = StrChunk::default();
+            for (j, uuid) in raw.iter().enumerate() {
+                let text = format_uuid(uuid);
+                let text = std::str::from_utf8(&text).unwrap_or_default();
+                chunk.push((!bit(nulls, j)).then_some(text));
+            }
+            *self = IdChunk::Texts(chunk);
+        }
+        match self {
+            IdChunk::Texts(chunk) => chunk,
+            IdChunk::Uuids { .. } => unreachable!("just turned into text"),
+        }
+    }
+
+    fn push(&mut self, value: Option<&str>) {
+        if let IdChunk::Uuids { raw, nulls } = self {
+            match value.map(parse_uuid) {
+                None => {
+                    raw.push([0; 16]);
+                    set_bit(nulls, raw.len() - 1, true);
+                    return;
+                }
+                Some(Some(uuid)) => {
+                    if raw.capacity() == 0 {
+                        raw.reserve_exact(CHUNK);
+                    }
+                    raw.push(uuid);
+                    return;
+                }
+                Some(None) => {}
+            }
+        }
+        self.make_texts().push(value);
+    }
+
+    fn set(&mut self, j: usize, value: Option<&str>) {
+        if let IdChunk::Uuids { raw, nulls } = self {
+            match value.map(parse_uuid) {
+                None => {
+                    raw[j] = [0; 16];
+                    set_bit(nulls, j, true);
+                    return;
+                }
+                Some(Some(uuid)) => {
+                    raw[j] = uuid;
+                    set_bit(nulls, j, false);
+                    return;
+                }
+                Some(None) => {}
+            }
+        }
+        self.make_texts().set(j, value);
+    }
+
+    fn heap_bytes(&self) -> usize {
+        16 + size_of::<IdChunk>()
+            + match self {
+                IdChunk::Uuids { raw, nulls } => raw.capacity() * 16 + nulls.capacity() * 8,
+                IdChunk::Texts(chunk) => chunk.heap_bytes() - 16 - size_of::<StrChunk>(),
+            }
+    }
+}
+
+/// A column of unique nullable strings, UUIDs kept as 16 bytes (see the
+/// module's documentation). A clone shares the chunks; a write copies the
+/// one it touches.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IdColumn {
+    chunks: Vec<Arc<IdChunk>>,
+    len: usize,
+}
+
+impl IdColumn {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The id at `row`, `None` for null.
+    #[inline]
+    pub(crate) fn get(&self, row: usize) -> Option<IdText<'_>> {
+        self.chunks[row >> CHUNK_BITS].get(row & (CHUNK - 1))
+    }
+
+    /// The id at `row`, null read as the empty string.
+    #[inline]
+    pub(crate) fn id(&self, row: usize) -> IdText<'_> {
+        self.get(row).unwrap_or(IdText::Text(""))
+    }
+
+    pub(crate) fn push(&mut self, value: Option<&str>) {
+        if self.len & (CHUNK - 1) == 0 {
+            self.chunks.push(Arc::new(IdChunk::default()));
+        }
+        if let Some(last) = self.chunks.last_mut() {
+            Arc::make_mut(last).push(value);
+        }
+        self.len += 1;
+    }
+
+    pub(crate) fn set(&mut self, row: usize, value: Option<&str>) {
+        Arc::make_mut(&mut self.chunks[row >> CHUNK_BITS]).set(row & (CHUNK - 1), value);
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.chunks.capacity() * size_of::<Arc<IdChunk>>()
+            + self.chunks.iter().map(|c| c.heap_bytes()).sum::<usize>()
+    }
+
+    /// A column of whole blocks (every one but the last full).
+    pub(crate) fn from_blocks(blocks: Vec<IdBlock>) -> IdColumn {
+        let len = blocks.iter().map(|b| b.chunk.len()).sum();
+        debug_assert!(blocks.iter().rev().skip(1).all(|b| b.chunk.len() == CHUNK));
+        IdColumn {
+            chunks: blocks.into_iter().map(|b| Arc::new(b.chunk)).collect(),
+            len,
+        }
+    }
+}
+
+/// The rows of one chunk of an [`IdColumn`] being built, allocated once:
+/// 16 bytes a row while they are UUIDs, the exact text otherwise.
+#[derive(Debug, Default)]
+pub(crate) struct IdBlock {
+    chunk: IdChunk,
+    rows: usize,
+    text: usize,
+}
+
+impl IdBlock {
+    /// Room for exactly `rows` rows holding `text` bytes of text.
+    pub(crate) fn with_room(rows: usize, text: usize) -> IdBlock {
+        IdBlock {
+            chunk: IdChunk::Uuids {
+                raw: Vec::with_capacity(rows),
+                nulls: Vec::new(),
+            },
+            rows,
+            text,
+        }
+    }
+
+    pub(crate) fn push(&mut self, value: &str) {
+        if let IdChunk::Uuids { raw, .. } = &mut self.chunk {
+            if let Some(uuid) = parse_uuid(value) {
+                raw.push(uuid);
+                return;
+            }
+            // Not all UUIDs: the block's exact text, as a text block.
+            let mut block = StrBlock::with_room(self.rows, self.text);
+            for uuid in raw.iter() {
+                block.push(std::str::from_utf8(&format_uuid(uuid)).ok());
+            }
+            block.push(Some(value));
+            self.chunk = IdChunk::Texts(block.into_chunk());
+            return;
+        }
+        if let IdChunk::Texts(chunk) = &mut self.chunk {
+            chunk.push(Some(value));
+        }
+    }
+}
+
+/// Tag of a chunk of UUIDs in a snapshot (then of plain text).
+const UUIDS: u8 = 0;
+const TEXTS: u8 = 1;
+
+/// Each chunk as a tag, then its 16-byte UUIDs and null bits, or its text
+/// as [`StrChunk`] stores it.
+impl Persist for IdColumn {
+    const MIN_BYTES: usize = 8;
+    fn save(&self, out: &mut Encoder) {
+        out.len(self.len);
+        for chunk in self.chunks.iter() {
+            match &**chunk {
+                IdChunk::Uuids { raw, nulls } => {
+                    out.u8(UUIDS);
+                    out.bytes(raw.as_flattened());
+                    out.seq(nulls.iter());
+                }
+                IdChunk::Texts(chunk) => {
+                    out.u8(TEXTS);
+                    chunk.save(out);
+                }
+            }
+        }
+    }
+    fn load(input: &mut Decoder<'_>) -> Result<IdColumn, Malformed> {
+        let n = input.count(1)?;
+        let mut chunks = Vec::with_capacity(n.div_ceil(CHUNK));
+        let mut left = n;
+        while left > 0 {
+            let size = left.min(CHUNK);
+            let chunk = match input.u8()? {
+                UUIDS => {
+                    let bytes = input.bytes()?;
+                    if bytes.len() != size * 16 {
+                        return Err(input.malformed(format!(
+                            "a chunk of {size} UUIDs holds {} bytes",
+                            bytes.len()
+                        )));
+                    }
+                    let mut raw = Vec::with_capacity(size);
+                    raw.extend(bytes.chunks_exact(16).map(|b| {
+                        let mut uuid = [0u8; 16];
+                        uuid.copy_from_slice(b);
+                        uuid
+                    }));
+                    let nulls: Vec<u64> = input.seq()?;
+                    if nulls.len() > size.div_ceil(64) {
+                        return Err(input.malformed(format!(
+                            "a chunk of {size} rows has {} words of null bits",
+                            nulls.len()
+                        )));
+                    }
+                    IdChunk::Uuids { raw, nulls }
+                }
+                TEXTS => IdChunk::Texts(StrChunk::load(input, size)?),
+                other => return Err(input.malformed(format!("{other} is not an id chunk tag"))),
+            };
+            chunks.push(Arc::new(chunk));
+            left -= size;
+        }
+        Ok(IdColumn { chunks, len: n })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "8172f6f2-3c7a-47ba-848e-de1b71b1f075";
+    const B: &str = "ad3ea31a-b46b-4dd6-b795-df9ad83ccee7";
+
+    #[test]
+    fn only_canonical_lowercase_uuids_are_kept_as_bytes() {
+        let raw = parse_uuid(A).unwrap();
+        assert_eq!(&format_uuid(&raw), A.as_bytes());
+        for other in [
+            "8172F6F2-3C7A-47BA-848E-DE1B71B1F075",
+            "8172f6f23c7a47ba848ede1b71b1f075",
+            "8172f6f2-3c7a-47ba-848e-de1b71b1f07",
+            "8172f6f2-3c7a-47ba-848e_de1b71b1f075",
+            "8172f6f2-3c7a-47ba-848e-de1b71b1f07g",
+            "é172f6f-3c7a-47ba-848e-de1b71b1f075",
+        ] {
+            assert_eq!(parse_uuid(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn uuid_and_text_rows_compare_as_their_texts() {
+        let (a, b) = (parse_uuid(A).unwrap(), parse_uuid(B).unwrap());
+        let texts = ["", "8", "8172f6f2", A, "8172f6f2-zz", B, "b", "~"];
+        for x in texts {
+            for y in texts {
+                let want = x.as_bytes().cmp(y.as_bytes());
+                let as_id = |t: &'static str| match t {
+                    A => IdText::Uuid(&a),
+                    B => IdText::Uuid(&b),
+                    t => IdText::Text(t),
+                };
+                assert_eq!(as_id(x).cmp(&as_id(y)), want, "{x} {y}");
+                assert_eq!(as_id(x).cmp_str(y), want, "{x} {y}");
+                assert_eq!(as_id(x).prefix().cmp(&IdText::Text(y).prefix()), {
+                    let p = |t: &str| t.as_bytes()[..t.len().min(8)].to_vec();
+                    p(x).cmp(&p(y))
+                });
+            }
+        }
+    }
+
+    fn texts(col: &IdColumn) -> Vec<Option<String>> {
+        (0..col.len())
+            .map(|r| col.get(r).map(|t| t.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_row_of_other_text_turns_the_chunk_to_text_and_back_reads_the_same() {
+        let mut col = IdColumn::default();
+        let mut want = Vec::new();
+        for i in 0..2500 {
+            let v = match i % 500 {
+                7 => None,
+                _ => Some(format!("{:08x}-3c7a-47ba-848e-de1b71b1f075", i)),
+            };
+            col.push(v.as_deref());
+            want.push(v);
+        }
+        assert!(col
+            .chunks
+            .iter()
+            .all(|c| matches!(**c, IdChunk::Uuids { .. })));
+        let shared = col.clone();
+        col.set(1030, Some("b-not-a-uuid"));
+        want[1030] = Some("b-not-a-uuid".into());
+        col.set(3, None);
+        want[3] = None;
+        col.set(7, Some(A));
+        want[7] = Some(A.into());
+        assert!(matches!(*col.chunks[1], IdChunk::Texts(_)));
+        assert!(matches!(*col.chunks[0], IdChunk::Uuids { .. }));
+        assert_eq!(texts(&col), want);
+        assert_eq!(
+            shared.get(1030).map(|t| t.to_string()),
+            Some("00000406-3c7a-47ba-848e-de1b71b1f075".into())
+        );
+        let mut out = Encoder::default();
+        col.save(&mut out);
+        let back = IdColumn::load(&mut Decoder::new(&out.bytes)).unwrap();
+        assert_eq!(texts(&back), want);
+        for cut in 0..out.bytes.len().min(3000) {
+            assert!(IdColumn::load(&mut Decoder::new(&out.bytes[..cut])).is_err());
+        }
+    }
+
+    #[test]
+    fn a_block_turns_to_text_with_its_exact_room() {
+        let rows = [A, B, "x", A];
+        let mut block = IdBlock::with_room(4, rows.iter().map(|r| r.len()).sum());
+        for r in rows {
+            block.push(r);
+        }
+        let col = IdColumn::from_blocks(vec![block]);
+        let got: Vec<_> = (0..4).map(|r| col.id(r).to_string()).collect();
+        assert_eq!(got, rows);
+    }
+}
