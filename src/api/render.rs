@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::query::QueryError;
 use crate::record::{ImageType, Status};
 use crate::schema::{rendered, rendered_len, Field, FIELD_COUNT, V1_EXTEND_INFO};
-use crate::store::{IdText, RawJson, RowView};
+use crate::store::{push_uuid, IdText, RawJson, RowView};
 use crate::timestamp::Timestamp;
 
 /// One row to render: its fields, and whether its stored `extend_info` has
@@ -50,9 +50,9 @@ impl JsonValue for IdText<'_> {
     fn write_json(&self, out: &mut String) {
         match self {
             IdText::Text(text) => push_str_json(out, text),
-            IdText::Uuid(_) => {
+            IdText::Uuid(raw) => {
                 out.push('"');
-                self.with_str(|text| out.push_str(text));
+                push_uuid(out, raw);
                 out.push('"');
             }
         }

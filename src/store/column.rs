@@ -272,6 +272,15 @@ impl StrColumn {
         self.get(row).unwrap_or("")
     }
 
+    /// The text at `row`, a null's being empty: without reading the null
+    /// bits (a dictionary's codes that rows hold are never null).
+    #[inline]
+    pub(crate) fn text(&self, row: usize) -> &str {
+        let chunk = &self.chunks[row >> CHUNK_BITS];
+        let (start, end) = chunk.span(row & (CHUNK - 1));
+        chunk.bytes.get(start..end).unwrap_or_default()
+    }
+
     pub(crate) fn push(&mut self, value: Option<&str>) {
         if self.len & (CHUNK - 1) == 0 {
             self.chunks.push(Arc::new(StrChunk::default()));

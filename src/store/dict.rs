@@ -80,7 +80,11 @@ impl Dict {
 
     /// Takes `n` references on `value`; returns its code.
     fn acquire_many(&mut self, value: &str, n: u32) -> u32 {
-        let hash = text_hash(value);
+        self.acquire_hashed(value, text_hash(value), n)
+    }
+
+    /// [`Dict::acquire_many`] with the value's [`text_hash`] at hand.
+    fn acquire_hashed(&mut self, value: &str, hash: u64, n: u32) -> u32 {
         let texts = &self.texts;
         if let Some(code) = self
             .codes
@@ -181,9 +185,12 @@ impl DictColumn {
         self.codes.get(row) as u32
     }
 
+    /// A row's value; `None` for null. A code a row holds is live, so its
+    /// text is read without the dictionary's null bits.
     #[inline]
     pub(crate) fn get(&self, row: usize) -> Option<&str> {
-        self.dict.value_opt(self.code(row))
+        let code = self.code(row) as usize;
+        (code < self.dict.texts.len()).then(|| self.dict.texts.text(code))
     }
 
     #[inline]
@@ -350,7 +357,10 @@ impl Dict {
     /// the block's local-to-global code map.
     pub(crate) fn merge_one(&mut self, local: &LocalDict) -> Vec<u32> {
         (0..local.values.len())
-            .map(|c| self.acquire_many(local.value(c), local.values[c].2))
+            .map(|c| {
+                let (_, hash, refs) = local.values[c];
+                self.acquire_hashed(local.value(c), hash, refs)
+            })
             .collect()
     }
 }

@@ -25,6 +25,30 @@ const HYPHENS: [usize; 4] = [8, 13, 18, 23];
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Every byte's two hex digits, back to back: the digits of byte `b` are
+/// `HEX_PAIRS[2 * b..2 * b + 2]`, already text.
+const HEX_PAIRS: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\
+202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f\
+404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f\
+606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f\
+808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f\
+a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf\
+c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf\
+e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
+/// Appends the canonical text of a UUID's 16 bytes (the hot path of
+/// rendering ids: no buffer to check as UTF-8).
+#[inline]
+pub(crate) fn push_uuid(out: &mut String, raw: &[u8; 16]) {
+    for (i, &byte) in raw.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        let at = 2 * byte as usize;
+        out.push_str(&HEX_PAIRS[at..at + 2]);
+    }
+}
+
 /// The 16 bytes of a UUID in canonical lowercase text, `None` for any
 /// other text (uppercase included: it would not read back the same).
 pub(crate) fn parse_uuid(text: &str) -> Option<[u8; 16]> {
@@ -51,8 +75,8 @@ pub(crate) fn parse_uuid(text: &str) -> Option<[u8; 16]> {
 pub(crate) fn format_uuid(raw: &[u8; 16]) -> [u8; 36] {
     let mut out = [b'-'; 36];
     let mut at = 0;
-    for &byte in raw {
-        if HYPHENS.contains(&at) {
+    for (i, &byte) in raw.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
             at += 1;
         }
         out[at] = HEX[(byte >> 4) as usize];
@@ -441,6 +465,17 @@ mod tests {
     fn only_canonical_lowercase_uuids_are_kept_as_bytes() {
         let raw = parse_uuid(A).unwrap();
         assert_eq!(&format_uuid(&raw), A.as_bytes());
+        for raw in [
+            raw,
+            [0; 16],
+            [255; 16],
+            std::array::from_fn(|i| i as u8 * 17),
+        ] {
+            let mut pushed = String::from("x");
+            push_uuid(&mut pushed, &raw);
+            assert_eq!(pushed.as_bytes()[1..], format_uuid(&raw));
+            assert_eq!(parse_uuid(&pushed[1..]), Some(raw));
+        }
         for other in [
             "8172F6F2-3C7A-47BA-848E-DE1B71B1F075",
             "8172f6f23c7a47ba848ede1b71b1f075",

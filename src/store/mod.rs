@@ -64,7 +64,7 @@ pub use build::{LoadError, StoreBuilder};
 pub(crate) use field::RawJson;
 #[cfg(test)]
 pub(crate) use ids::parse_uuid;
-pub(crate) use ids::IdText;
+pub(crate) use ids::{push_uuid, IdText};
 pub use read::{ReadError, ReadStore};
 pub use sections::{SnapshotError, MAX_POSITION_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 pub use snapshot::Restored;
