@@ -225,8 +225,9 @@ impl IdChunk {
         }
     }
 
-    /// The chunk as plain text, before a row that is no UUID comes.
-    fn make_texts(&mut self) -> &mut StrChunk {
+    /// Turns a chunk of UUIDs into plain text, before a row that is no
+    /// UUID comes.
+    fn make_texts(&mut self) {
         if let IdChunk::Uuids { raw, nulls } = self {
             let mut chunk = StrChunk::default();
             for (j, uuid) in raw.iter().enumerate() {
@@ -235,10 +236,6 @@ impl IdChunk {
                 chunk.push((!bit(nulls, j)).then_some(text));
             }
             *self = IdChunk::Texts(chunk);
-        }
-        match self {
-            IdChunk::Texts(chunk) => chunk,
-            IdChunk::Uuids { .. } => unreachable!("just turned into text"),
         }
     }
 
@@ -257,10 +254,12 @@ impl IdChunk {
                     raw.push(uuid);
                     return;
                 }
-                Some(None) => {}
+                Some(None) => self.make_texts(),
             }
         }
-        self.make_texts().push(value);
+        if let IdChunk::Texts(chunk) = self {
+            chunk.push(value);
+        }
     }
 
     fn set(&mut self, j: usize, value: Option<&str>) {
@@ -276,10 +275,12 @@ impl IdChunk {
                     set_bit(nulls, j, false);
                     return;
                 }
-                Some(None) => {}
+                Some(None) => self.make_texts(),
             }
         }
-        self.make_texts().set(j, value);
+        if let IdChunk::Texts(chunk) = self {
+            chunk.set(j, value);
+        }
     }
 
     fn heap_bytes(&self) -> usize {
