@@ -17,11 +17,13 @@ use roaring::RoaringBitmap;
 use serde_json::Value;
 
 use super::column::CHUNK;
+use super::ids::IdColumn;
 use super::table::{Columns, Derived, RowBlock, Shared};
-use super::{BitmapKey, Indexes, OrderKey, Store, TextField, MAX_RECORDS};
+use super::{BitmapKey, Indexes, OrderKey, Store, TextField, MAX_RECORDS, ORDERS};
 use crate::batch::check_record;
 use crate::batch::wire::raw_record;
 use crate::error::ChangeError;
+use crate::index::SortedSeq;
 use crate::quote::Quoted;
 use crate::record::{Record, RecordError};
 
@@ -220,6 +222,8 @@ pub struct StoreBuilder {
     tail: Vec<u8>,
     tail_line: usize,
     blocks: Vec<RowBlock>,
+    /// Where the blocks not yet sealed into the dictionaries start.
+    sealed: usize,
     /// What the built blocks' columns share (their dictionaries).
     shared: Shared,
     /// The line of each record built, by position (for the errors found
@@ -260,6 +264,7 @@ impl StoreBuilder {
             tail: Vec::new(),
             tail_line: 1,
             blocks: Vec::new(),
+            sealed: 0,
             shared: Shared::default(),
             lines: Vec::new(),
             undecodable: None,
@@ -315,17 +320,30 @@ impl StoreBuilder {
             return;
         }
         let first = self.lines.len();
-        let built: Vec<Built> = lines
-            .par_chunks(CHUNK)
-            .enumerate()
-            .map(|(i, chunk)| build_block(chunk, first + i * CHUNK))
-            .collect();
+        // The blocks of the piece before are sealed into the dictionaries
+        // while this piece is parsed: sealing runs a column a task, and a
+        // few columns hold most of the values, so on its own it would
+        // leave cores idle.
+        let (blocks, shared) = (&mut self.blocks, &mut self.shared);
+        let unsealed = blocks.get_mut(self.sealed..).unwrap_or_default();
+        let (built, ()) = rayon::join(
+            || {
+                lines
+                    .par_chunks(CHUNK)
+                    .enumerate()
+                    .map(|(i, chunk)| build_block(chunk, first + i * CHUNK))
+                    .collect::<Vec<Built>>()
+            },
+            || RowBlock::seal(unsealed, shared),
+        );
+        self.sealed = self.blocks.len();
         self.lines.extend(lines.iter().map(|&(n, _)| n));
         for b in built {
             if let Some(e) = b.undecodable {
                 // Nothing will be built: the first such line is the answer.
                 self.undecodable = Some(e);
                 self.blocks.clear();
+                self.sealed = 0;
                 return;
             }
             if let Some((index, e)) = b.rule_broken {
@@ -335,8 +353,6 @@ impl StoreBuilder {
             }
             self.blocks.push(b.block);
         }
-        let sealed = self.blocks.len() - lines.len().div_ceil(CHUNK);
-        RowBlock::seal(&mut self.blocks[sealed..], &mut self.shared);
     }
 
     /// Builds the store from everything handed over.
@@ -360,6 +376,8 @@ impl StoreBuilder {
         if let Some(e) = self.undecodable {
             return Err(e);
         }
+        let unsealed = self.blocks.get_mut(self.sealed..).unwrap_or_default();
+        RowBlock::seal(unsealed, &mut self.shared);
         let n: usize = self.blocks.iter().map(|b| b.len).sum();
         if self.lines.len() as u64 > MAX_RECORDS {
             return Err(LoadError::Capacity(ChangeError::CapacityExceeded {
@@ -380,9 +398,7 @@ impl StoreBuilder {
             live,
             free: RoaringBitmap::new(),
         };
-        // The id order finds repeated ids: they sit side by side.
-        store.rebuild_orders();
-        let repeated = first_repeat(&store);
+        let repeated = store.index_all();
         let broken = match (self.rule_broken, repeated) {
             (Some((i, e)), Some((j, _))) if i <= j => Some(e),
             (_, Some((j, first))) => Some(LoadError::Batch {
@@ -402,16 +418,15 @@ impl StoreBuilder {
         if let Some(e) = broken {
             return Err(e);
         }
-        store.index_columns();
         Ok(store)
     }
 }
 
 /// The first record (by position) whose id an earlier record holds, with
-/// that earlier record: `(position, earlier position)`.
-fn first_repeat(store: &Store) -> Option<(usize, usize)> {
-    let ids = store.idx.order(OrderKey::Id);
-    let id = |row: u32| store.cols.id.id(row as usize);
+/// that earlier record: `(position, earlier position)`. Repeated ids sit
+/// side by side in the id order, `ids`.
+fn first_repeat(ids: &[u32], column: &IdColumn) -> Option<(usize, usize)> {
+    let id = |row: u32| column.id(row as usize);
     let mut best: Option<(usize, usize)> = None;
     let mut group: Option<(u32, u32)> = None; // (smallest, second smallest) of the run
     let mut prev: Option<u32> = None;
@@ -446,14 +461,27 @@ fn first_repeat(store: &Store) -> Option<(usize, usize)> {
 }
 
 impl Store {
-    /// Builds every index but the ordered ones from the columns, on the
-    /// pool: bitmaps, trigrams, derived indexes.
-    fn index_columns(&mut self) {
+    /// Builds every index from the columns, in one scope on the pool
+    /// (sorts, bitmaps, trigrams, derived indexes: a core that finishes
+    /// its task takes the next, whatever its kind), and finds the first
+    /// repeated id on the way.
+    fn index_all(&mut self) -> Option<(usize, usize)> {
         let (cols, live) = (&self.cols, &self.live);
+        let mut orders: [Vec<u32>; ORDERS] = Default::default();
+        let repeated = std::sync::OnceLock::new();
         let mut bitmaps: [_; BitmapKey::ALL.len()] = Default::default();
         let mut substrings: [_; TextField::ALL.len()] = Default::default();
         let mut derived = Derived::default();
         rayon::scope(|scope| {
+            for (&key, slot) in OrderKey::ALL.iter().zip(&mut orders) {
+                let repeated = &repeated;
+                scope.spawn(move |_| {
+                    *slot = cols.sorted(key, live);
+                    if key == OrderKey::Id {
+                        let _ = repeated.set(first_repeat(slot, &cols.id));
+                    }
+                });
+            }
             for (&key, slot) in BitmapKey::ALL.iter().zip(&mut bitmaps) {
                 scope.spawn(move |_| *slot = cols.bitmap_index(key, live));
             }
@@ -463,8 +491,10 @@ impl Store {
             let slot = &mut derived;
             scope.spawn(move |_| *slot = Derived::build(cols, live));
         });
+        self.idx.orders = orders.map(SortedSeq::from_sorted);
         self.idx.bitmaps = bitmaps;
         self.idx.substrings = substrings;
         self.idx.derived = derived;
+        repeated.into_inner().flatten()
     }
 }

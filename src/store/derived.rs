@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::field::{FieldColumn, JsonColumn, MembersColumn, MembersOf, RawJson, TimeColumn};
 use crate::batch::CheckValue;
-use crate::index::{day_of, DayIndex, ExtendOverlap, IpIndex, SharingIndex};
+use crate::index::{day_of, AscendingRows, DayIndex, ExtendOverlap, IpIndex, SharingIndex};
 use crate::record::{ip_addresses, v1_keys_overlap, Member};
 use crate::timestamp::Timestamp;
 
@@ -82,14 +82,13 @@ impl RowIndex<Timestamp, TimeColumn> for DayIndex {
     /// Rows grouped by day first (appending: rows come in order), then
     /// one map entry per day.
     fn build(column: &TimeColumn, live: &RoaringBitmap) -> DayIndex {
-        let mut days: rustc_hash::FxHashMap<i64, RoaringBitmap> = Default::default();
+        let mut days: rustc_hash::FxHashMap<i64, AscendingRows> = Default::default();
         for row in live.iter() {
-            let rows = days.entry(day_of(column.micros(row as usize))).or_default();
-            if rows.try_push(row).is_err() {
-                rows.insert(row);
-            }
+            days.entry(day_of(column.micros(row as usize)))
+                .or_default()
+                .push(row);
         }
-        DayIndex::from_days(days)
+        DayIndex::from_days(days.into_iter().map(|(day, rows)| (day, rows.finish())))
     }
     fn heap_bytes(&self) -> usize {
         DayIndex::heap_bytes(self)

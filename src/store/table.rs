@@ -19,7 +19,9 @@ use super::field::{
 };
 use super::ids::IdColumn;
 use crate::batch::Checked;
-use crate::index::{BitmapIndex, DayIndex, ExtendOverlap, IpIndex, SharingIndex, TrigramIndex};
+use crate::index::{
+    AscendingRows, BitmapIndex, DayIndex, ExtendOverlap, IpIndex, SharingIndex, TrigramIndex,
+};
 use crate::record::{ImageType, Member, Record, Status};
 use crate::schema::Field;
 use crate::timestamp::Timestamp;
@@ -531,7 +533,7 @@ impl Columns {
     /// The bitmap index of `key`, built from the live rows.
     pub(crate) fn bitmap_index(&self, key: BitmapKey, live: &RoaringBitmap) -> BitmapIndex {
         // Owned bitmaps, appended to in row order, shared only at the end.
-        let mut by_code: Vec<RoaringBitmap> = Vec::new();
+        let mut by_code: Vec<AscendingRows> = Vec::new();
         for row in live.iter() {
             let code = self.code(key, row as usize);
             if code == NULL_CODE {
@@ -539,13 +541,11 @@ impl Columns {
             }
             let i = code as usize;
             if i >= by_code.len() {
-                by_code.resize_with(i + 1, RoaringBitmap::new);
+                by_code.resize_with(i + 1, AscendingRows::default);
             }
-            if by_code[i].try_push(row).is_err() {
-                by_code[i].insert(row);
-            }
+            by_code[i].push(row);
         }
-        BitmapIndex::from_bitmaps(by_code)
+        BitmapIndex::from_bitmaps(by_code.into_iter().map(AscendingRows::finish).collect())
     }
 
     /// The trigram index of `field`, built from its dictionary's values.
