@@ -17,8 +17,8 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{json_depth, MAX_OPAQUE_DEPTH, MAX_TEXT_BYTES};
-use crate::record::{ImageType, Member, MemberStatus, Status, MAX_ID_BYTES};
+use super::{json_depth, CheckValue, Checked, MAX_OPAQUE_DEPTH, MAX_TEXT_BYTES};
+use crate::record::{ImageType, Member, MemberStatus, Record, Status, MAX_ID_BYTES};
 use crate::timestamp::Timestamp;
 
 /// The fast path does not accept this input; ask the reference path.
@@ -263,6 +263,57 @@ impl Wire for Vec<Member> {
     }
 }
 
+/// A checked field of a [`Record`] as the store takes it, borrowed from the
+/// record and what checking it produced: the same part the fast path makes
+/// of the value sent as JSON. Large upserts build column blocks from these.
+pub(crate) trait PartOf: Wire + CheckValue {
+    fn part_of<'r>(value: &'r Self, checked: &'r <Self as CheckValue>::Checked) -> Self::Part<'r>;
+}
+
+impl PartOf for String {
+    fn part_of<'r>(value: &'r String, _: &()) -> &'r str {
+        value
+    }
+}
+
+impl PartOf for Option<String> {
+    fn part_of<'r>(value: &'r Option<String>, _: &()) -> Option<&'r str> {
+        value.as_deref()
+    }
+}
+
+macro_rules! part_as_is {
+    ($($ty:ty),*) => {
+        $(impl PartOf for $ty {
+            fn part_of(value: &$ty, _: &()) -> $ty {
+                *value
+            }
+        })*
+    };
+}
+part_as_is!(u64, bool, ImageType, Option<Timestamp>, Status, Timestamp);
+
+/// Opaque parts: the text checking wrote.
+macro_rules! part_opaque {
+    ($($ty:ty),*) => {
+        $(impl PartOf for $ty {
+            fn part_of<'r>(_: &'r $ty, checked: &'r String) -> Cow<'r, str> {
+                Cow::Borrowed(checked)
+            }
+        })*
+    };
+}
+part_opaque!(Map<String, Value>, Vec<Value>);
+
+impl PartOf for Vec<Member> {
+    fn part_of<'r>(value: &'r Vec<Member>, _: &()) -> Vec<(&'r str, MemberStatus)> {
+        value
+            .iter()
+            .map(|m| (m.dest_project_id.as_str(), m.status))
+            .collect()
+    }
+}
+
 /// The `default` argument of a field's presence: its literal, or none.
 macro_rules! default_text {
     (required) => {
@@ -333,6 +384,15 @@ macro_rules! define_wire_record {
                     }
                 }
                 d.deserialize_map(RecordVisitor)
+            }
+        }
+
+        impl<'r> Parts<'r> {
+            /// The parts of a record that passed the batch checks.
+            pub(crate) fn of(record: &'r Record, checked: &'r Checked) -> Parts<'r> {
+                Parts {
+                    $( $field: <$ty as PartOf>::part_of(&record.$field, &checked.$field), )*
+                }
             }
         }
 

@@ -99,6 +99,19 @@ impl BitmapIndex {
         Arc::make_mut(&mut self.by_code[i]).insert(row);
     }
 
+    /// Adds rows, each greater than every row the index holds (rows
+    /// appended at the store's end).
+    pub(crate) fn append(&mut self, code: u32, rows: RoaringBitmap) {
+        if rows.is_empty() {
+            return;
+        }
+        let i = code as usize;
+        if i >= self.by_code.len() {
+            self.by_code.resize_with(i + 1, Default::default);
+        }
+        *Arc::make_mut(&mut self.by_code[i]) |= rows;
+    }
+
     pub(crate) fn remove(&mut self, code: u32, row: u32) {
         if let Some(b) = self.by_code.get_mut(code as usize) {
             if b.contains(row) {

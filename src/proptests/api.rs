@@ -237,7 +237,7 @@ pub(super) fn request() -> impl Strategy<Value = (Scope, String, String)> {
 /// Random records with distinct ids (still of odd shapes and byte orders),
 /// so that stores are large enough for pages and ties; in half the stores
 /// every id is a UUID (sharing their first digits), as services send them.
-fn records(n: std::ops::Range<usize>) -> impl Strategy<Value = Vec<Record>> {
+pub(super) fn records(n: std::ops::Range<usize>) -> impl Strategy<Value = Vec<Record>> {
     (proptest::collection::vec(record(), n), any::<bool>()).prop_map(|(mut records, uuids)| {
         for (i, r) in records.iter_mut().enumerate() {
             let (base, round) = (IDS[i % IDS.len()], i / IDS.len());

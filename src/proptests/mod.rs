@@ -4,6 +4,7 @@
 //! as test code, so that no module below depends on the oracle.
 
 mod api;
+mod append;
 mod build;
 mod snapshot;
 mod store;

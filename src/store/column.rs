@@ -475,6 +475,14 @@ impl StrColumn {
             len,
         }
     }
+
+    /// Appends the chunks of `other` after the last row, which ends a
+    /// chunk (a large upsert's new rows, built as blocks).
+    pub(crate) fn append_aligned(&mut self, other: StrColumn) {
+        debug_assert_eq!(self.len % CHUNK, 0);
+        self.chunks.extend(other.chunks);
+        self.len += other.len;
+    }
 }
 
 impl<T: Clone> Chunked<T> {
@@ -486,6 +494,14 @@ impl<T: Clone> Chunked<T> {
             chunks: chunks.into_iter().map(Arc::new).collect(),
             len,
         }
+    }
+
+    /// Appends the chunks of `other` after the last row, which ends a
+    /// chunk (a large upsert's new rows, built as blocks).
+    pub(crate) fn append_aligned(&mut self, other: Chunked<T>) {
+        debug_assert_eq!(self.len % CHUNK, 0);
+        self.chunks.extend(other.chunks);
+        self.len += other.len;
     }
 }
 

@@ -409,4 +409,14 @@ impl DictColumn {
             codes: Packed::from_chunks(&blocks.into_iter().map(|b| b.codes).collect::<Vec<_>>()),
         }
     }
+
+    /// Appends built blocks after the last row, which ends a chunk, their
+    /// values sealed into this column's dictionary.
+    pub(crate) fn append_blocks(&mut self, mut blocks: Vec<DictBlock>) {
+        for block in &mut blocks {
+            block.seal(&mut self.dict);
+        }
+        let codes = blocks.into_iter().map(|b| b.codes).collect::<Vec<_>>();
+        self.codes.append_aligned(Packed::from_chunks(&codes));
+    }
 }

@@ -93,6 +93,10 @@ pub(crate) trait Build<V: Wire>: Sized {
     /// The column from its sealed blocks in row order, every one but the
     /// last a full chunk.
     fn assemble(blocks: Vec<Self::Block>, shared: Self::Shared) -> Self;
+    /// Appends built blocks (every one but the last a full chunk) as the
+    /// rows from `start` on, the column's end, which ends a chunk: the
+    /// blocks are sealed into what the column already shares.
+    fn append(&mut self, start: usize, blocks: Vec<Self::Block>);
 }
 
 /// A column with a bitmap of rows per value: each value has a code.
@@ -513,6 +517,9 @@ impl Build<u64> for IntColumn {
     type Shared = ();
     fn assemble(blocks: Vec<Vec<u64>>, _: ()) -> IntColumn {
         Packed::from_chunks(&blocks)
+    }
+    fn append(&mut self, _: usize, blocks: Vec<Vec<u64>>) {
+        self.append_aligned(Packed::from_chunks(&blocks));
     }
 }
 
@@ -970,6 +977,9 @@ impl Build<String> for IdColumn {
     fn assemble(blocks: Vec<IdBlock>, _: ()) -> IdColumn {
         IdColumn::from_blocks(blocks)
     }
+    fn append(&mut self, _: usize, blocks: Vec<IdBlock>) {
+        self.append_aligned(IdColumn::from_blocks(blocks));
+    }
 }
 
 impl Build<String> for DictColumn {
@@ -986,6 +996,9 @@ impl Build<String> for DictColumn {
     }
     fn assemble(blocks: Vec<DictBlock>, dict: Dict) -> DictColumn {
         DictColumn::from_blocks(blocks, dict)
+    }
+    fn append(&mut self, _: usize, blocks: Vec<DictBlock>) {
+        self.append_blocks(blocks);
     }
 }
 
@@ -1004,6 +1017,9 @@ impl Build<Option<String>> for DictColumn {
     fn assemble(blocks: Vec<DictBlock>, dict: Dict) -> DictColumn {
         DictColumn::from_blocks(blocks, dict)
     }
+    fn append(&mut self, _: usize, blocks: Vec<DictBlock>) {
+        self.append_blocks(blocks);
+    }
 }
 
 /// Fixed values are kept as sent.
@@ -1020,6 +1036,9 @@ macro_rules! build_fixed {
             type Shared = ();
             fn assemble(blocks: Vec<Vec<$ty>>, _: ()) -> Chunked<$ty> {
                 Chunked::from_chunks(blocks)
+            }
+            fn append(&mut self, _: usize, blocks: Vec<Vec<$ty>>) {
+                self.append_aligned(Chunked::from_chunks(blocks));
             }
         })*
     };
@@ -1039,6 +1058,9 @@ impl Build<Timestamp> for TimeColumn {
     fn assemble(blocks: Vec<Vec<u64>>, _: ()) -> TimeColumn {
         TimeColumn(Packed::from_chunks(&blocks))
     }
+    fn append(&mut self, _: usize, blocks: Vec<Vec<u64>>) {
+        self.0.append_aligned(Packed::from_chunks(&blocks));
+    }
 }
 
 impl Build<Option<Timestamp>> for TimeColumn {
@@ -1052,6 +1074,9 @@ impl Build<Option<Timestamp>> for TimeColumn {
     type Shared = ();
     fn assemble(blocks: Vec<Vec<u64>>, _: ()) -> TimeColumn {
         TimeColumn(Packed::from_chunks(&blocks))
+    }
+    fn append(&mut self, _: usize, blocks: Vec<Vec<u64>>) {
+        self.0.append_aligned(Packed::from_chunks(&blocks));
     }
 }
 
@@ -1072,6 +1097,9 @@ macro_rules! build_json {
             type Shared = ();
             fn assemble(blocks: Vec<StrBlock>, _: ()) -> JsonColumn {
                 JsonColumn(StrColumn::from_blocks(blocks))
+            }
+            fn append(&mut self, _: usize, blocks: Vec<StrBlock>) {
+                self.0.append_aligned(StrColumn::from_blocks(blocks));
             }
         })*
     };
@@ -1125,6 +1153,15 @@ impl Build<Vec<Member>> for MembersColumn {
         MembersColumn {
             rows: Sparse::from_pairs(pairs),
             dests,
+        }
+    }
+    fn append(&mut self, start: usize, blocks: Vec<MembersBlock>) {
+        for (i, mut block) in blocks.into_iter().enumerate() {
+            <MembersColumn as Build<Vec<Member>>>::seal(&mut block, &mut self.dests);
+            for (offset, members) in block.rows {
+                self.rows
+                    .set(start + i * CHUNK + offset as usize, Some(members));
+            }
         }
     }
 }

@@ -86,6 +86,28 @@ pub(crate) fn format_uuid(raw: &[u8; 16]) -> [u8; 36] {
     out
 }
 
+/// An id looked for, parsed once for the comparisons of a search: its text
+/// and, when it is a canonical UUID, its bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdProbe<'a> {
+    text: &'a str,
+    uuid: Option<[u8; 16]>,
+}
+
+impl<'a> IdProbe<'a> {
+    pub(crate) fn new(text: &'a str) -> IdProbe<'a> {
+        IdProbe {
+            text,
+            uuid: parse_uuid(text),
+        }
+    }
+
+    /// The id looked for.
+    pub(crate) fn text(&self) -> &'a str {
+        self.text
+    }
+}
+
 /// An id as a row holds it: its text, or the 16 bytes of a UUID.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum IdText<'a> {
@@ -109,9 +131,15 @@ impl IdText<'_> {
     /// Compares with `value` by bytes, as the texts would.
     #[inline]
     pub(crate) fn cmp_str(self, value: &str) -> Ordering {
-        match (self, parse_uuid(value)) {
-            (IdText::Uuid(raw), Some(other)) => raw.cmp(&other),
-            _ => self.with_str(|text| text.as_bytes().cmp(value.as_bytes())),
+        self.cmp_probe(&IdProbe::new(value))
+    }
+
+    /// Compares with a probe by bytes, as the texts would.
+    #[inline]
+    pub(crate) fn cmp_probe(self, probe: &IdProbe<'_>) -> Ordering {
+        match (self, &probe.uuid) {
+            (IdText::Uuid(raw), Some(other)) => raw.cmp(other),
+            _ => self.with_str(|text| text.as_bytes().cmp(probe.text.as_bytes())),
         }
     }
 
@@ -345,6 +373,14 @@ impl IdColumn {
             chunks: blocks.into_iter().map(|b| Arc::new(b.chunk)).collect(),
             len,
         }
+    }
+
+    /// Appends the chunks of `other` after the last row, which ends a
+    /// chunk (a large upsert's new rows, built as blocks).
+    pub(crate) fn append_aligned(&mut self, other: IdColumn) {
+        debug_assert_eq!(self.len % CHUNK, 0);
+        self.chunks.extend(other.chunks);
+        self.len += other.len;
     }
 }
 

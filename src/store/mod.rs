@@ -44,6 +44,7 @@
 //! shares everything until one side writes (see [`crate::Engine`]).
 
 mod access;
+mod append;
 mod build;
 mod column;
 mod derived;
@@ -56,6 +57,8 @@ mod sections;
 mod snapshot;
 mod table;
 mod validate;
+
+use std::cmp::Ordering;
 
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
@@ -75,6 +78,7 @@ use crate::error::ChangeError;
 use crate::index::{BitmapIndex, SortedSeq, TrigramIndex};
 use crate::record::Record;
 use dict::NULL_CODE;
+use ids::IdProbe;
 use table::{Columns, Derived, Kept, OrderSet, ORDERS};
 
 /// The most rows a store holds (row ids are `u32`).
@@ -177,12 +181,52 @@ impl Store {
     /// The row holding `id`.
     pub(crate) fn row_of(&self, id: &str) -> Option<u32> {
         let ids = self.idx.order(OrderKey::Id);
-        let probe = |&row: &u32| self.cols.id.id(row as usize).cmp_str(id);
-        let pos = ids.lower_bound(probe);
+        let probe = IdProbe::new(id);
+        let cmp = |&row: &u32| self.cols.id.id(row as usize).cmp_probe(&probe);
+        let pos = ids.lower_bound(cmp);
         ids.iter_from(pos)
             .next()
             .copied()
-            .filter(|&row| self.cols.id.id(row as usize).eq_str(id))
+            .filter(|row| cmp(row).is_eq())
+    }
+
+    /// The row of each record's id, if a record holds it. A batch of a
+    /// sixteenth of the store or more is sorted by id and walked beside
+    /// the id order once (one pass over memory in order, where a search
+    /// per id costs a cache miss per step); a large one searches on all
+    /// cores; a small one, id by id.
+    fn rows_of(&self, records: &[Record]) -> Vec<Option<u32>> {
+        if records.len() < BULK_MIN {
+            return records.iter().map(|r| self.row_of(&r.id)).collect();
+        }
+        if records.len() * 16 < self.len() {
+            return records.par_iter().map(|r| self.row_of(&r.id)).collect();
+        }
+        let mut by_id: Vec<(IdProbe<'_>, usize)> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (IdProbe::new(&r.id), i))
+            .collect();
+        by_id.par_sort_unstable_by(|a, b| a.0.text().as_bytes().cmp(b.0.text().as_bytes()));
+        let mut found = vec![None; records.len()];
+        let mut rows = self.idx.order(OrderKey::Id).iter().copied().peekable();
+        for (probe, i) in &by_id {
+            while let Some(&row) = rows.peek() {
+                match self.cols.id.id(row as usize).cmp_probe(probe) {
+                    Ordering::Less => {
+                        rows.next();
+                    }
+                    Ordering::Equal => {
+                        if let Some(slot) = found.get_mut(*i) {
+                            *slot = Some(row);
+                        }
+                        break;
+                    }
+                    Ordering::Greater => break,
+                }
+            }
+        }
+        found
     }
 
     /// Inserts each record, or replaces the record with the same id. The
@@ -198,7 +242,7 @@ impl Store {
     /// the store is unchanged.
     pub fn upsert(&mut self, records: &[Record]) -> Result<usize, ChangeError> {
         let checked = batch::check_upsert(records)?;
-        let existing: Vec<Option<u32>> = records.iter().map(|r| self.row_of(&r.id)).collect();
+        let existing = self.rows_of(records);
         let new_rows = existing.iter().filter(|e| e.is_none()).count() as u64;
         if self.live.len() + new_rows > MAX_RECORDS {
             return Err(ChangeError::CapacityExceeded { limit: MAX_RECORDS });
@@ -210,13 +254,26 @@ impl Store {
         // merging them in.
         let bulk = records.len() >= BULK_MIN;
         let resort = bulk && records.len() >= self.len();
+        // Of a large batch's new records, most go in as column blocks
+        // after the loop (`append`); the first fill free rows and the last
+        // chunk row by row.
+        let blocks = if bulk {
+            self.appendable(new_rows as usize)
+        } else {
+            0
+        };
+        let mut to_fill = new_rows as usize - blocks;
+        let mut appended = Vec::with_capacity(blocks);
         if bulk {
             self.idx.derived.begin_bulk();
         }
-        let mut written = Vec::with_capacity(if bulk { records.len() } else { 0 });
+        let (mut written, mut replaced) = (RoaringBitmap::new(), RoaringBitmap::new());
         for ((record, checked), existing) in records.iter().zip(&checked).zip(existing) {
             let (row, orders, kept) = match existing {
                 Some(row) => {
+                    if bulk {
+                        replaced.insert(row);
+                    }
                     let orders = if bulk {
                         [false; ORDERS]
                     } else {
@@ -226,20 +283,31 @@ impl Store {
                     self.unindex(row, &orders, &kept);
                     (row, orders, kept)
                 }
-                None => (self.alloc_row(), [!bulk; ORDERS], Kept::default()),
+                None if to_fill == 0 => {
+                    appended.push((record, checked));
+                    continue;
+                }
+                None => {
+                    to_fill -= 1;
+                    (self.alloc_row(), [!bulk; ORDERS], Kept::default())
+                }
             };
             self.cols.write(row as usize, record, checked);
             self.index(row, record, &orders, &kept);
             if bulk {
-                written.push(row);
+                written.insert(row);
             }
         }
         if bulk {
+            if !appended.is_empty() {
+                let rows = self.append_records(&appended);
+                written.insert_range(rows);
+            }
             self.idx.derived.end_bulk();
             if resort {
                 self.rebuild_orders();
             } else {
-                self.merge_orders(&written);
+                self.merge_orders(&written, &replaced);
             }
         }
         Ok(records.len())
@@ -348,23 +416,26 @@ impl Store {
     }
 
     /// Brings every ordered index up to date after a large batch wrote
-    /// `written` without touching them: the batch's rows sorted (on all
-    /// cores, one index a thread), the other entries kept in their order
-    /// (their keys did not change), the two merged.
-    fn merge_orders(&mut self, written: &[u32]) {
-        let touched: RoaringBitmap = written.iter().copied().collect();
+    /// `written` without touching them, `replaced` among them (rows whose
+    /// old entries the indexes still hold): the batch's rows sorted (on
+    /// all cores, one index a thread), the other entries kept in their
+    /// order (their keys did not change), the two merged.
+    fn merge_orders(&mut self, written: &RoaringBitmap, replaced: &RoaringBitmap) {
         let (cols, orders) = (&self.cols, &self.idx.orders);
         let merged: Vec<SortedSeq<u32>> = OrderKey::ALL
             .par_iter()
             .zip(orders.par_iter())
             .map(|(&key, seq)| {
-                let kept: Vec<u32> = seq
-                    .iter()
-                    .copied()
-                    .filter(|&row| !touched.contains(row))
-                    .collect();
+                let kept: Vec<u32> = if replaced.is_empty() {
+                    seq.iter().copied().collect()
+                } else {
+                    seq.iter()
+                        .copied()
+                        .filter(|&row| !replaced.contains(row))
+                        .collect()
+                };
                 let before = |a: u32, b: u32| cols.cmp_rows(key, a, b).is_lt();
-                SortedSeq::from_sorted(merge_sorted(&kept, cols.sorted(key, &touched), before))
+                SortedSeq::from_sorted(merge_sorted(&kept, cols.sorted(key, written), before))
             })
             .collect();
         for (slot, seq) in self.idx.orders.iter_mut().zip(merged) {

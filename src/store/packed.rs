@@ -220,6 +220,14 @@ impl<const NULL: u64> Packed<NULL> {
         Packed { chunks, len }
     }
 
+    /// Appends the chunks of `other` after the last row, which ends a
+    /// chunk (a large upsert's new rows, built as blocks).
+    pub(crate) fn append_aligned(&mut self, other: Packed<NULL>) {
+        debug_assert_eq!(self.len % CHUNK, 0);
+        self.chunks.extend(other.chunks);
+        self.len += other.len;
+    }
+
     /// Heap bytes held, counting shared chunks in full.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.chunks.capacity() * size_of::<Arc<PackedChunk>>()

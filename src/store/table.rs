@@ -230,6 +230,19 @@ macro_rules! store_table {
         }
 
         impl Columns {
+            /// Appends built blocks (every one but the last a full chunk)
+            /// as the rows from `start` on, the end of the columns, which
+            /// ends a chunk; each column on the pool.
+            pub(crate) fn append_blocks(&mut self, start: usize, mut blocks: Vec<RowBlock>) {
+                rayon::scope(|scope| {
+                    $( {
+                        let column = &mut self.$field;
+                        let parts: Vec<_> = blocks.iter_mut().map(|b| std::mem::take(&mut b.$field)).collect();
+                        scope.spawn(move |_| <column!($column, $ty) as Build<$ty>>::append(column, start, parts));
+                    } )*
+                });
+            }
+
             /// The columns from their sealed blocks in row order (every one
             /// but the last a full chunk), each column assembled on the
             /// pool.

@@ -1,0 +1,115 @@
+//! Large upserts into a store that holds records: the batch's new records
+//! are built into column blocks on the pool, as the bulk builder builds
+//! them, appended after the last row in whole chunks, and indexed a
+//! column at a time: no row-by-row writes, no dictionary probe per value
+//! and row.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use super::column::CHUNK;
+use super::dict::NULL_CODE;
+use super::table::{Kept, RowBlock};
+use super::{BitmapKey, Store, TextField};
+use crate::batch::wire::Parts;
+use crate::batch::Checked;
+use crate::index::AscendingRows;
+use crate::record::Record;
+
+impl Store {
+    /// How many of a large batch's `fresh` new records go in as blocks:
+    /// those left once the free rows and the rest of the last chunk are
+    /// filled row by row, when they make at least a chunk.
+    pub(crate) fn appendable(&self, fresh: usize) -> usize {
+        let rows = self.cols.rows();
+        let room = self.free.len() as usize + (CHUNK - rows % CHUNK) % CHUNK;
+        match fresh.checked_sub(room) {
+            Some(rest) if rest >= CHUNK => rest,
+            _ => 0,
+        }
+    }
+
+    /// Appends checked new records (none of their ids in the store) as
+    /// rows after the last, which ends a chunk, and adds them to every
+    /// index but the ordered ones (a large batch merges those at its end).
+    /// Returns the rows written.
+    pub(super) fn append_records(&mut self, records: &[(&Record, &Checked)]) -> Range<u32> {
+        let start = self.cols.rows();
+        debug_assert_eq!(start % CHUNK, 0);
+        let blocks: Vec<RowBlock> = records
+            .par_chunks(CHUNK)
+            .map(|chunk| {
+                let parts: Vec<Parts<'_>> = chunk.iter().map(|&(r, c)| Parts::of(r, c)).collect();
+                let refs: Vec<&Parts<'_>> = parts.iter().collect();
+                let mut block = RowBlock::with_room(&refs);
+                for part in &parts {
+                    block.push(part);
+                }
+                block
+            })
+            .collect();
+        self.cols.append_blocks(start, blocks);
+        // Bounded by MAX_RECORDS, checked in `upsert`.
+        let rows = start as u32..(start + records.len()) as u32;
+        self.live.insert_range(rows.clone());
+        self.index_appended(rows.clone(), records);
+        rows
+    }
+
+    /// Adds freshly appended rows to the bitmaps (a key a task, each
+    /// value's rows appended at once), the trigrams (a value's, when all
+    /// its rows are among these) and, beside them, the derived indexes.
+    fn index_appended(&mut self, rows: Range<u32>, records: &[(&Record, &Checked)]) {
+        let (cols, x) = (&self.cols, &mut self.idx);
+        let (bitmaps, substrings, derived) = (&mut x.bitmaps, &mut x.substrings, &mut x.derived);
+        let by_value = || {
+            bitmaps
+                .par_iter_mut()
+                .zip(BitmapKey::ALL)
+                .for_each(|(index, &key)| {
+                    let mut by_code: Vec<AscendingRows> = Vec::new();
+                    for row in rows.clone() {
+                        let code = cols.code(key, row as usize);
+                        if code == NULL_CODE {
+                            continue;
+                        }
+                        let i = code as usize;
+                        if i >= by_code.len() {
+                            by_code.resize_with(i + 1, AscendingRows::default);
+                        }
+                        by_code[i].push(row);
+                    }
+                    for (code, appended) in by_code.into_iter().enumerate() {
+                        index.append(code as u32, appended.finish());
+                    }
+                });
+            substrings
+                .par_iter_mut()
+                .zip(TextField::ALL)
+                .for_each(|(grams, &field)| {
+                    let col = cols.text_column(field);
+                    let mut counts: FxHashMap<u32, u32> = FxHashMap::default();
+                    for row in rows.clone() {
+                        let code = col.code(row as usize);
+                        if code != NULL_CODE {
+                            *counts.entry(code).or_default() += 1;
+                        }
+                    }
+                    // A value new to the store has no rows but these.
+                    for (code, n) in counts {
+                        if col.dict.refs(code) == n {
+                            grams.insert(code, col.dict.value(code));
+                        }
+                    }
+                });
+        };
+        let derived_rows = || {
+            for (row, (record, _)) in rows.clone().zip(records) {
+                derived.insert(row, cols, record, &Kept::default());
+            }
+        };
+        rayon::join(by_value, derived_rows);
+    }
+}
