@@ -467,7 +467,7 @@ impl Store {
     /// repeated id on the way.
     fn index_all(&mut self) -> Option<(usize, usize)> {
         let (cols, live) = (&self.cols, &self.live);
-        let mut orders: [Vec<u32>; ORDERS] = Default::default();
+        let mut orders: [SortedSeq<u32>; ORDERS] = Default::default();
         let repeated = std::sync::OnceLock::new();
         let mut bitmaps: [_; BitmapKey::ALL.len()] = Default::default();
         let mut substrings: [_; TextField::ALL.len()] = Default::default();
@@ -476,10 +476,14 @@ impl Store {
             for (&key, slot) in OrderKey::ALL.iter().zip(&mut orders) {
                 let repeated = &repeated;
                 scope.spawn(move |_| {
-                    *slot = cols.sorted(key, live);
+                    let sorted = cols.sorted(key, live);
                     if key == OrderKey::Id {
-                        let _ = repeated.set(first_repeat(slot, &cols.id));
+                        let _ = repeated.set(first_repeat(&sorted, &cols.id));
                     }
+                    // Into leaves at once: a sorted vector (4 MB at 1M,
+                    // below the mmap threshold) kept until the end would
+                    // leave its hole in the heap under longer-lived pieces.
+                    *slot = SortedSeq::from_sorted(sorted);
                 });
             }
             for (&key, slot) in BitmapKey::ALL.iter().zip(&mut bitmaps) {
@@ -491,7 +495,7 @@ impl Store {
             let slot = &mut derived;
             scope.spawn(move |_| *slot = Derived::build(cols, live));
         });
-        self.idx.orders = orders.map(SortedSeq::from_sorted);
+        self.idx.orders = orders;
         self.idx.bitmaps = bitmaps;
         self.idx.substrings = substrings;
         self.idx.derived = derived;
