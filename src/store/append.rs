@@ -1,4 +1,5 @@
-//! Large upserts into a store that holds records: the batch's new records
+//! Large upserts. Into a store without rows, a batch is built as the bulk
+//! builder builds a store. Into a store that holds records, the batch's new records
 //! are built into column blocks on the pool, as the bulk builder builds
 //! them, appended after the last row in whole chunks, and indexed a
 //! column at a time: no row-by-row writes, no dictionary probe per value
@@ -7,16 +8,33 @@
 use std::ops::Range;
 
 use rayon::prelude::*;
+use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 
 use super::column::CHUNK;
 use super::dict::NULL_CODE;
-use super::table::{Kept, RowBlock};
+use super::table::{Columns, Kept, RowBlock, Shared};
 use super::{BitmapKey, Store, TextField};
 use crate::batch::wire::Parts;
 use crate::batch::Checked;
 use crate::index::AscendingRows;
 use crate::record::Record;
+
+/// Checked records built into blocks of a chunk each, on the pool.
+fn blocks_of(records: &[(&Record, &Checked)]) -> Vec<RowBlock> {
+    records
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            let parts: Vec<Parts<'_>> = chunk.iter().map(|&(r, c)| Parts::of(r, c)).collect();
+            let refs: Vec<&Parts<'_>> = parts.iter().collect();
+            let mut block = RowBlock::with_room(&refs);
+            for part in &parts {
+                block.push(part);
+            }
+            block
+        })
+        .collect()
+}
 
 impl Store {
     /// How many of a large batch's `fresh` new records go in as blocks:
@@ -31,6 +49,23 @@ impl Store {
         }
     }
 
+    /// Fills a store without rows with checked records (ids distinct) as
+    /// the bulk builder would: blocks on the pool, the columns assembled
+    /// from them, every index built from the columns in one scope.
+    pub(super) fn build_from(&mut self, records: &[(&Record, &Checked)]) {
+        debug_assert_eq!(self.cols.rows(), 0);
+        let mut blocks = blocks_of(records);
+        let mut shared = Shared::default();
+        RowBlock::seal(&mut blocks, &mut shared);
+        self.cols = Columns::from_blocks(blocks, shared);
+        self.live = RoaringBitmap::new();
+        // Bounded by MAX_RECORDS, checked in `upsert`.
+        self.live.insert_range(0..records.len() as u32);
+        self.free = RoaringBitmap::new();
+        // The batch checks found no repeated id.
+        let _ = self.index_all();
+    }
+
     /// Appends checked new records (none of their ids in the store) as
     /// rows after the last, which ends a chunk, and adds them to every
     /// index but the ordered ones (a large batch merges those at its end).
@@ -38,19 +73,7 @@ impl Store {
     pub(super) fn append_records(&mut self, records: &[(&Record, &Checked)]) -> Range<u32> {
         let start = self.cols.rows();
         debug_assert_eq!(start % CHUNK, 0);
-        let blocks: Vec<RowBlock> = records
-            .par_chunks(CHUNK)
-            .map(|chunk| {
-                let parts: Vec<Parts<'_>> = chunk.iter().map(|&(r, c)| Parts::of(r, c)).collect();
-                let refs: Vec<&Parts<'_>> = parts.iter().collect();
-                let mut block = RowBlock::with_room(&refs);
-                for part in &parts {
-                    block.push(part);
-                }
-                block
-            })
-            .collect();
-        self.cols.append_blocks(start, blocks);
+        self.cols.append_blocks(start, blocks_of(records));
         // Bounded by MAX_RECORDS, checked in `upsert`.
         let rows = start as u32..(start + records.len()) as u32;
         self.live.insert_range(rows.clone());

@@ -465,7 +465,7 @@ impl Store {
     /// (sorts, bitmaps, trigrams, derived indexes: a core that finishes
     /// its task takes the next, whatever its kind), and finds the first
     /// repeated id on the way.
-    fn index_all(&mut self) -> Option<(usize, usize)> {
+    pub(super) fn index_all(&mut self) -> Option<(usize, usize)> {
         let (cols, live) = (&self.cols, &self.live);
         let mut orders: [SortedSeq<u32>; ORDERS] = Default::default();
         let repeated = std::sync::OnceLock::new();

@@ -73,7 +73,7 @@ pub use sections::{SnapshotError, MAX_POSITION_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_V
 pub use snapshot::Restored;
 pub(crate) use table::{BitmapKey, OrderKey, RowView, TextField};
 
-use crate::batch;
+use crate::batch::{self, Checked};
 use crate::error::ChangeError;
 use crate::index::{BitmapIndex, SortedSeq, TrigramIndex};
 use crate::record::Record;
@@ -196,6 +196,9 @@ impl Store {
     /// per id costs a cache miss per step); a large one searches on all
     /// cores; a small one, id by id.
     fn rows_of(&self, records: &[Record]) -> Vec<Option<u32>> {
+        if self.live.is_empty() {
+            return vec![None; records.len()];
+        }
         if records.len() < BULK_MIN {
             return records.iter().map(|r| self.row_of(&r.id)).collect();
         }
@@ -248,11 +251,16 @@ impl Store {
             return Err(ChangeError::CapacityExceeded { limit: MAX_RECORDS });
         }
         // Nothing can fail from here on: a batch is all or nothing.
+        let bulk = records.len() >= BULK_MIN;
+        if bulk && self.cols.rows() == 0 {
+            let pairs: Vec<(&Record, &Checked)> = records.iter().zip(&checked).collect();
+            self.build_from(&pairs);
+            return Ok(records.len());
+        }
         // A large batch leaves the ordered indexes alone row by row and
         // rebuilds them at the end: by sorting everything when the batch
         // is at least the store, else by sorting the batch's rows and
         // merging them in.
-        let bulk = records.len() >= BULK_MIN;
         let resort = bulk && records.len() >= self.len();
         // Of a large batch's new records, most go in as column blocks
         // after the loop (`append`); the first fill free rows and the last
