@@ -17,7 +17,6 @@ use super::table::{Columns, Kept, RowBlock, Shared};
 use super::{BitmapKey, Store, TextField};
 use crate::batch::wire::Parts;
 use crate::batch::Checked;
-use crate::index::AscendingRows;
 use crate::record::Record;
 
 /// Checked records built into blocks of a chunk each, on the pool.
@@ -92,20 +91,10 @@ impl Store {
                 .par_iter_mut()
                 .zip(BitmapKey::ALL)
                 .for_each(|(index, &key)| {
-                    let mut by_code: Vec<AscendingRows> = Vec::new();
-                    for row in rows.clone() {
-                        let code = cols.code(key, row as usize);
-                        if code == NULL_CODE {
-                            continue;
-                        }
-                        let i = code as usize;
-                        if i >= by_code.len() {
-                            by_code.resize_with(i + 1, AscendingRows::default);
-                        }
-                        by_code[i].push(row);
-                    }
-                    for (code, appended) in by_code.into_iter().enumerate() {
-                        index.append(code as u32, appended.finish());
+                    for (code, appended) in
+                        cols.rows_by_code(key, rows.clone()).into_iter().enumerate()
+                    {
+                        index.append(code as u32, appended);
                     }
                 });
             substrings

@@ -545,9 +545,18 @@ impl Columns {
 
     /// The bitmap index of `key`, built from the live rows.
     pub(crate) fn bitmap_index(&self, key: BitmapKey, live: &RoaringBitmap) -> BitmapIndex {
-        // Owned bitmaps, appended to in row order, shared only at the end.
+        BitmapIndex::from_bitmaps(self.rows_by_code(key, live.iter()))
+    }
+
+    /// The rows given (in increasing order) by their code of `key`: owned
+    /// bitmaps, appended to in row order, indexed by code.
+    pub(crate) fn rows_by_code(
+        &self,
+        key: BitmapKey,
+        rows: impl Iterator<Item = u32>,
+    ) -> Vec<RoaringBitmap> {
         let mut by_code: Vec<AscendingRows> = Vec::new();
-        for row in live.iter() {
+        for row in rows {
             let code = self.code(key, row as usize);
             if code == NULL_CODE {
                 continue;
@@ -558,7 +567,7 @@ impl Columns {
             }
             by_code[i].push(row);
         }
-        BitmapIndex::from_bitmaps(by_code.into_iter().map(AscendingRows::finish).collect())
+        by_code.into_iter().map(AscendingRows::finish).collect()
     }
 
     /// The trigram index of `field`, built from its dictionary's values.
