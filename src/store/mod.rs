@@ -442,8 +442,7 @@ impl Store {
                         .filter(|&row| !replaced.contains(row))
                         .collect()
                 };
-                let before = |a: u32, b: u32| cols.cmp_rows(key, a, b).is_lt();
-                SortedSeq::from_sorted(merge_sorted(&kept, cols.sorted(key, written), before))
+                SortedSeq::from_sorted(cols.merged(key, &kept, written))
             })
             .collect();
         for (slot, seq) in self.idx.orders.iter_mut().zip(merged) {
@@ -471,28 +470,6 @@ impl Store {
             ip_index,
         }
     }
-}
-
-/// Merges `fresh` (sorted) into `kept` (sorted) by `before`, finding each
-/// fresh entry's place by galloping from the last one's: a small batch
-/// into a large store costs a few comparisons per fresh entry, not one per
-/// kept entry.
-fn merge_sorted(kept: &[u32], fresh: Vec<u32>, before: impl Fn(u32, u32) -> bool) -> Vec<u32> {
-    let mut out = Vec::with_capacity(kept.len() + fresh.len());
-    let mut rest = kept;
-    for new in fresh {
-        let mut bound = 1;
-        while bound <= rest.len() && before(rest[bound - 1], new) {
-            bound *= 2;
-        }
-        let (lo, hi) = (bound / 2, bound.min(rest.len()));
-        let at = lo + rest[lo..hi].partition_point(|&r| before(r, new));
-        out.extend_from_slice(&rest[..at]);
-        out.push(new);
-        rest = &rest[at..];
-    }
-    out.extend_from_slice(rest);
-    out
 }
 
 /// Where a store's memory goes, in approximate heap bytes
