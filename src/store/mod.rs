@@ -192,9 +192,9 @@ impl Store {
 
     /// The row of each record's id, if a record holds it. A batch of a
     /// sixteenth of the store or more is sorted by id and walked beside
-    /// the id order once (one pass over memory in order, where a search
-    /// per id costs a cache miss per step); a large one searches on all
-    /// cores; a small one, id by id.
+    /// the id order, in runs on all cores (a search per id costs a cache
+    /// miss per step, the walk one per row passed); a large one searches
+    /// on all cores; a small one, id by id.
     fn rows_of(&self, records: &[Record]) -> Vec<Option<u32>> {
         if self.live.is_empty() {
             return vec![None; records.len()];
@@ -211,23 +211,40 @@ impl Store {
             .map(|(i, r)| (IdProbe::new(&r.id), i))
             .collect();
         by_id.par_sort_unstable_by(|a, b| a.0.text().as_bytes().cmp(b.0.text().as_bytes()));
-        let mut found = vec![None; records.len()];
-        let mut rows = self.idx.order(OrderKey::Id).iter().copied().peekable();
-        for (probe, i) in &by_id {
-            while let Some(&row) = rows.peek() {
-                match self.cols.id.id(row as usize).cmp_probe(probe) {
-                    Ordering::Less => {
-                        rows.next();
-                    }
-                    Ordering::Equal => {
-                        if let Some(slot) = found.get_mut(*i) {
-                            *slot = Some(row);
+        // Each thread walks its own run of sorted ids from where the first
+        // of them would stand: the walk is a cache miss per row passed.
+        let order = self.idx.order(OrderKey::Id);
+        let run = by_id
+            .len()
+            .div_ceil(rayon::current_num_threads() * 4)
+            .max(1);
+        let hits: Vec<Vec<(usize, u32)>> = by_id
+            .par_chunks(run)
+            .map(|probes| {
+                let first = &probes[0].0;
+                let from = order.lower_bound(|&row| self.cols.id.id(row as usize).cmp_probe(first));
+                let mut rows = order.iter_from(from).copied().peekable();
+                let mut hits = Vec::new();
+                for (probe, i) in probes {
+                    while let Some(&row) = rows.peek() {
+                        match self.cols.id.id(row as usize).cmp_probe(probe) {
+                            Ordering::Less => {
+                                rows.next();
+                            }
+                            Ordering::Equal => {
+                                hits.push((*i, row));
+                                break;
+                            }
+                            Ordering::Greater => break,
                         }
-                        break;
                     }
-                    Ordering::Greater => break,
                 }
-            }
+                hits
+            })
+            .collect();
+        let mut found = vec![None; records.len()];
+        for (i, row) in hits.into_iter().flatten() {
+            found[i] = Some(row);
         }
         found
     }
@@ -244,8 +261,15 @@ impl Store {
     /// [`ChangeError::CapacityExceeded`] past [`MAX_RECORDS`]. Either way
     /// the store is unchanged.
     pub fn upsert(&mut self, records: &[Record]) -> Result<usize, ChangeError> {
-        let checked = batch::check_upsert(records)?;
-        let existing = self.rows_of(records);
+        let (checked, existing) = if records.len() >= BULK_MIN {
+            // Finding the rows reads only ids, so it runs beside the
+            // checks; its answer is dropped if they fail.
+            let (checked, existing) =
+                rayon::join(|| batch::check_upsert(records), || self.rows_of(records));
+            (checked?, existing)
+        } else {
+            (batch::check_upsert(records)?, self.rows_of(records))
+        };
         let new_rows = existing.iter().filter(|e| e.is_none()).count() as u64;
         if self.live.len() + new_rows > MAX_RECORDS {
             return Err(ChangeError::CapacityExceeded { limit: MAX_RECORDS });
