@@ -56,20 +56,32 @@ pub(crate) fn parse_uuid(text: &str) -> Option<[u8; 16]> {
     if t.len() != 36 || HYPHENS.iter().any(|&i| t[i] != b'-') {
         return None;
     }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
+    // A table lookup per digit, one test for the whole text at the end:
+    // ids are parsed once per row of every load.
     let mut out = [0u8; 16];
-    let mut digits = t.iter().enumerate().filter(|(i, _)| !HYPHENS.contains(i));
-    for byte in &mut out {
-        let (_, &hi) = digits.next()?;
-        let (_, &lo) = digits.next()?;
-        *byte = nibble(hi)? << 4 | nibble(lo)?;
+    let mut invalid = 0u8;
+    for (byte, at) in out.iter_mut().zip(DIGIT_PAIRS) {
+        let (hi, lo) = (NIBBLE[t[at] as usize], NIBBLE[t[at + 1] as usize]);
+        invalid |= hi | lo;
+        *byte = (hi << 4) | (lo & 15);
     }
-    Some(out)
+    (invalid & NOT_HEX == 0).then_some(out)
 }
+
+/// Where each pair of hex digits of a canonical UUID starts.
+const DIGIT_PAIRS: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+
+/// A byte's value as a lowercase hex digit, or [`NOT_HEX`].
+const NIBBLE: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[HEX[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+const NOT_HEX: u8 = 0x10;
 
 /// The canonical text of a UUID's 16 bytes.
 pub(crate) fn format_uuid(raw: &[u8; 16]) -> [u8; 36] {
@@ -522,6 +534,29 @@ mod tests {
             "é172f6f-3c7a-47ba-848e-de1b71b1f075",
         ] {
             assert_eq!(parse_uuid(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_uuid_with_any_one_byte_changed_parses_iff_it_is_still_canonical() {
+        for at in 0..A.len() {
+            for byte in 0..=255u8 {
+                let mut text = A.as_bytes().to_vec();
+                text[at] = byte;
+                let Ok(text) = String::from_utf8(text) else {
+                    continue;
+                };
+                let canonical = if HYPHENS.contains(&at) {
+                    byte == b'-'
+                } else {
+                    HEX.contains(&byte)
+                };
+                let parsed = parse_uuid(&text);
+                assert_eq!(parsed.is_some(), canonical, "{text:?}");
+                if let Some(raw) = parsed {
+                    assert_eq!(&format_uuid(&raw), text.as_bytes());
+                }
+            }
         }
     }
 
