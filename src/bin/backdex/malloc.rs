@@ -26,3 +26,18 @@ pub(crate) fn pin_mmap_threshold() {
 /// Other allocators need no setting.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub(crate) fn pin_mmap_threshold() {}
+
+/// Hands the heap's free pages back to the system (glibc's `malloc_trim`
+/// releases whole free pages anywhere in the heap, not only at its top).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) fn release_free_pages() {
+    // SAFETY: malloc_trim only returns free memory to the system.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Other allocators need no call.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) fn release_free_pages() {}
