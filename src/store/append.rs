@@ -13,10 +13,11 @@ use rustc_hash::FxHashMap;
 
 use super::column::CHUNK;
 use super::dict::NULL_CODE;
-use super::table::{Columns, Kept, RowBlock, Shared};
-use super::{BitmapKey, Store, TextField};
+use super::table::{Columns, Derived, Kept, RowBlock, Shared, ORDERS};
+use super::{BitmapKey, Indexes, OrderKey, Store, TextField};
 use crate::batch::wire::Parts;
 use crate::batch::Checked;
+use crate::index::{BitmapIndex, SortedSeq, TrigramIndex};
 use crate::record::Record;
 
 /// Checked records built into blocks of a chunk each, on the pool.
@@ -65,63 +66,138 @@ impl Store {
         let _ = self.index_all();
     }
 
-    /// Appends checked new records (none of their ids in the store) as
-    /// rows after the last, which ends a chunk, and adds them to every
-    /// index but the ordered ones (a large batch merges those at its end).
-    /// Returns the rows written.
-    pub(super) fn append_records(&mut self, records: &[(&Record, &Checked)]) -> Range<u32> {
-        let start = self.cols.rows();
-        debug_assert_eq!(start % CHUNK, 0);
-        self.cols.append_blocks(start, blocks_of(records));
-        // Bounded by MAX_RECORDS, checked in `upsert`.
-        let rows = start as u32..(start + records.len()) as u32;
-        self.live.insert_range(rows.clone());
-        self.index_appended(rows.clone(), records);
-        rows
+    /// Ends a large batch whose loop wrote `written` (rows whose old
+    /// entries the ordered indexes still hold among them: `replaced`) and
+    /// left `appended` to go in as blocks. The blocks are appended, then
+    /// indexed beside the ordered indexes' update, which reads only
+    /// columns: by sorting every live row (`resort`: the batch is at least
+    /// the store) or by merging the batch's rows into the kept entries.
+    pub(super) fn end_large_batch(
+        &mut self,
+        appended: &[(&Record, &Checked)],
+        mut written: RoaringBitmap,
+        replaced: &RoaringBitmap,
+        resort: bool,
+    ) {
+        let fresh = (!appended.is_empty()).then(|| {
+            let start = self.cols.rows();
+            debug_assert_eq!(start % CHUNK, 0);
+            self.cols.append_blocks(start, blocks_of(appended));
+            // Bounded by MAX_RECORDS, checked in `upsert`.
+            let rows = start as u32..(start + appended.len()) as u32;
+            self.live.insert_range(rows.clone());
+            written.insert_range(rows.clone());
+            rows
+        });
+        let (cols, live) = (&self.cols, &self.live);
+        let Indexes {
+            bitmaps,
+            orders,
+            substrings,
+            derived,
+        } = &mut self.idx;
+        let kept_orders = &*orders;
+        let (_, updated) = rayon::join(
+            || {
+                if let Some(rows) = fresh {
+                    index_appended(cols, bitmaps, substrings, derived, rows, appended);
+                }
+                derived.end_bulk();
+            },
+            || {
+                if resort {
+                    sorted_orders(cols, live)
+                } else {
+                    merged_orders(cols, kept_orders, &written, replaced)
+                }
+            },
+        );
+        for (slot, seq) in orders.iter_mut().zip(updated) {
+            *slot = seq;
+        }
     }
+}
 
-    /// Adds freshly appended rows to the bitmaps (a key a task, each
-    /// value's rows appended at once), the trigrams (a value's, when all
-    /// its rows are among these) and, beside them, the derived indexes.
-    fn index_appended(&mut self, rows: Range<u32>, records: &[(&Record, &Checked)]) {
-        let (cols, x) = (&self.cols, &mut self.idx);
-        let (bitmaps, substrings, derived) = (&mut x.bitmaps, &mut x.substrings, &mut x.derived);
-        let by_value = || {
-            bitmaps
-                .par_iter_mut()
-                .zip(BitmapKey::ALL)
-                .for_each(|(index, &key)| {
-                    for (code, appended) in
-                        cols.rows_by_code(key, rows.clone()).into_iter().enumerate()
-                    {
-                        index.append(code as u32, appended);
+/// Every ordered index built by sorting the live rows, on all cores (rayon
+/// gives each thread one index at a time, which bounds the scratch memory).
+fn sorted_orders(cols: &Columns, live: &RoaringBitmap) -> Vec<SortedSeq<u32>> {
+    OrderKey::ALL
+        .par_iter()
+        .map(|&key| SortedSeq::from_sorted(cols.sorted(key, live)))
+        .collect()
+}
+
+/// Every ordered index with the rows `written` (sorted, one index a
+/// thread) merged into its other entries, kept in their order (their keys
+/// did not change); the `replaced` rows' old entries dropped.
+fn merged_orders(
+    cols: &Columns,
+    orders: &[SortedSeq<u32>; ORDERS],
+    written: &RoaringBitmap,
+    replaced: &RoaringBitmap,
+) -> Vec<SortedSeq<u32>> {
+    OrderKey::ALL
+        .par_iter()
+        .zip(orders.par_iter())
+        .map(|(&key, seq)| {
+            let kept: Vec<u32> = if replaced.is_empty() {
+                seq.iter().copied().collect()
+            } else {
+                seq.iter()
+                    .copied()
+                    .filter(|&row| !replaced.contains(row))
+                    .collect()
+            };
+            SortedSeq::from_sorted(cols.merged(key, &kept, written))
+        })
+        .collect()
+}
+
+/// Adds freshly appended rows to the bitmaps (a key a task, each value's
+/// rows appended at once), the trigrams (a value's, when all its rows are
+/// among these) and, beside them, the derived indexes.
+fn index_appended(
+    cols: &Columns,
+    bitmaps: &mut [BitmapIndex],
+    substrings: &mut [TrigramIndex],
+    derived: &mut Derived,
+    rows: Range<u32>,
+    records: &[(&Record, &Checked)],
+) {
+    let by_value = || {
+        bitmaps
+            .par_iter_mut()
+            .zip(BitmapKey::ALL)
+            .for_each(|(index, &key)| {
+                for (code, appended) in cols.rows_by_code(key, rows.clone()).into_iter().enumerate()
+                {
+                    index.append(code as u32, appended);
+                }
+            });
+        substrings
+            .par_iter_mut()
+            .zip(TextField::ALL)
+            .for_each(|(grams, &field)| {
+                let col = cols.text_column(field);
+                let mut counts: FxHashMap<u32, u32> = FxHashMap::default();
+                for row in rows.clone() {
+                    let code = col.code(row as usize);
+                    if code != NULL_CODE {
+                        *counts.entry(code).or_default() += 1;
                     }
-                });
-            substrings
-                .par_iter_mut()
-                .zip(TextField::ALL)
-                .for_each(|(grams, &field)| {
-                    let col = cols.text_column(field);
-                    let mut counts: FxHashMap<u32, u32> = FxHashMap::default();
-                    for row in rows.clone() {
-                        let code = col.code(row as usize);
-                        if code != NULL_CODE {
-                            *counts.entry(code).or_default() += 1;
-                        }
+                }
+                // A value new to the store has no rows but these.
+                for (code, n) in counts {
+                    if col.dict.refs(code) == n {
+                        grams.insert(code, col.dict.value(code));
                     }
-                    // A value new to the store has no rows but these.
-                    for (code, n) in counts {
-                        if col.dict.refs(code) == n {
-                            grams.insert(code, col.dict.value(code));
-                        }
-                    }
-                });
-        };
-        let derived_rows = || {
-            for (row, (record, _)) in rows.clone().zip(records) {
-                derived.insert(row, cols, record, &Kept::default());
-            }
-        };
-        rayon::join(by_value, derived_rows);
-    }
+                }
+            });
+    };
+    let derived_rows = || {
+        for (row, (record, _)) in rows.clone().zip(records) {
+            derived.insert(row, cols, record, &Kept::default());
+        }
+    };
+    rayon::join(by_value, derived_rows);
 }

@@ -331,16 +331,7 @@ impl Store {
             }
         }
         if bulk {
-            if !appended.is_empty() {
-                let rows = self.append_records(&appended);
-                written.insert_range(rows);
-            }
-            self.idx.derived.end_bulk();
-            if resort {
-                self.rebuild_orders();
-            } else {
-                self.merge_orders(&written, &replaced);
-            }
+            self.end_large_batch(&appended, written, &replaced, resort);
         }
         Ok(records.len())
     }
@@ -431,47 +422,6 @@ impl Store {
         }
         x.derived.remove(row, c, kept);
         self.cols.clear(i);
-    }
-
-    /// Builds every ordered index by sorting the live rows, on all cores
-    /// (rayon gives each thread one index at a time, which bounds the
-    /// scratch memory).
-    fn rebuild_orders(&mut self) {
-        let (cols, live) = (&self.cols, &self.live);
-        let built: Vec<SortedSeq<u32>> = OrderKey::ALL
-            .par_iter()
-            .map(|&key| SortedSeq::from_sorted(cols.sorted(key, live)))
-            .collect();
-        for (slot, seq) in self.idx.orders.iter_mut().zip(built) {
-            *slot = seq;
-        }
-    }
-
-    /// Brings every ordered index up to date after a large batch wrote
-    /// `written` without touching them, `replaced` among them (rows whose
-    /// old entries the indexes still hold): the batch's rows sorted (on
-    /// all cores, one index a thread), the other entries kept in their
-    /// order (their keys did not change), the two merged.
-    fn merge_orders(&mut self, written: &RoaringBitmap, replaced: &RoaringBitmap) {
-        let (cols, orders) = (&self.cols, &self.idx.orders);
-        let merged: Vec<SortedSeq<u32>> = OrderKey::ALL
-            .par_iter()
-            .zip(orders.par_iter())
-            .map(|(&key, seq)| {
-                let kept: Vec<u32> = if replaced.is_empty() {
-                    seq.iter().copied().collect()
-                } else {
-                    seq.iter()
-                        .copied()
-                        .filter(|&row| !replaced.contains(row))
-                        .collect()
-                };
-                SortedSeq::from_sorted(cols.merged(key, &kept, written))
-            })
-            .collect();
-        for (slot, seq) in self.idx.orders.iter_mut().zip(merged) {
-            *slot = seq;
-        }
     }
 
     /// Approximate heap bytes, by part. Chunks shared with other snapshots
