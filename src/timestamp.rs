@@ -158,6 +158,12 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
+/// "00" to "99", two bytes each.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+00010203040506070809101112131415161718192021222324252627282930313233343536373839\
+40414243444546474849505152535455565758596061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 impl Timestamp {
     /// The text `YYYY-MM-DDTHH:MM:SS.ffffff`, as bytes.
     pub(crate) fn text(self) -> [u8; 26] {
@@ -166,19 +172,27 @@ impl Timestamp {
         let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400) as u32;
         let mut out = *b"0000-00-00T00:00:00.000000";
-        let mut put = |at: usize, width: usize, mut v: u32| {
-            for c in out.iter_mut().skip(at).take(width).rev() {
-                *c = b'0' + (v % 10) as u8;
-                v /= 10;
+        // Two digits at a time from a table (`put2` writes `v`'s last
+        // two): every rendered row writes four timestamps.
+        let mut put2 = |at: usize, v: u32| {
+            let pair = 2 * (v % 100) as usize;
+            if let (Some(slot), Some(digits)) =
+                (out.get_mut(at..at + 2), DIGIT_PAIRS.get(pair..pair + 2))
+            {
+                slot.copy_from_slice(digits);
             }
         };
-        put(0, 4, year.clamp(0, 9999) as u32);
-        put(5, 2, month);
-        put(8, 2, day);
-        put(11, 2, sod / 3600);
-        put(14, 2, sod / 60 % 60);
-        put(17, 2, sod % 60);
-        put(20, 6, micros);
+        let year = year.clamp(0, 9999) as u32;
+        put2(0, year / 100);
+        put2(2, year);
+        put2(5, month);
+        put2(8, day);
+        put2(11, sod / 3600);
+        put2(14, sod / 60 % 60);
+        put2(17, sod % 60);
+        put2(20, micros / 10_000);
+        put2(22, micros / 100);
+        put2(24, micros);
         out
     }
 }
