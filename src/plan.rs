@@ -42,6 +42,8 @@ pub(crate) struct Days<'s> {
     pub(crate) parts: Vec<Cow<'s, RoaringBitmap>>,
     /// The rows of all parts.
     pub(crate) len: u64,
+    /// The store's live rows, for the cost of intersecting dense sets.
+    pub(crate) live: u64,
 }
 
 /// What to intersect and check for one request.
@@ -453,17 +455,29 @@ fn time_range<'s>(store: &'s Store, f: &Filter) -> Option<Days<'s>> {
             parts.len()
         ),
         len: parts.iter().map(|p| p.len()).sum(),
+        live: store.len() as u64,
         parts,
         from,
         to,
     })
 }
 
-/// Whether a time range goes first, day by day: when its days hold no
-/// more rows than the smallest other set. Otherwise the other sets are
-/// intersected first and the days last.
+/// Whether a time range goes first, day by day, or last, after the other
+/// sets are intersected. Day by day costs about a probe per day row and
+/// set; the sets first cost about a probe per row of the smallest set
+/// and set — or, where the sets are dense (bitmap containers), a word per
+/// 64 live rows — then a probe per day row. So the days go first when
+/// they hold no more rows than the smallest set and there is at most one
+/// set, or the sets are sparse next to the days (the big tenant's 30 days
+/// and a status: 2 × 127,000 probes day by day, against 2 × 15,600 words
+/// and 127,000 probes).
 fn days_first(days: &Days<'_>, sets: &[&RowSet<'_>]) -> bool {
-    sets.first().is_none_or(|s| days.len <= s.rows.len())
+    let Some(smallest) = sets.first() else {
+        return true;
+    };
+    let k = sets.len() as u64;
+    let per_set = smallest.rows.len().min(days.live / 64);
+    days.len <= smallest.rows.len() && days.len.saturating_mul(k - 1) <= per_set.saturating_mul(k)
 }
 
 /// The intersection of sets sorted smallest first.

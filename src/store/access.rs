@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use roaring::RoaringBitmap;
 
 use super::{BitmapKey, OrderKey, RowView, Store, TextField};
-use crate::index::day_of;
+use crate::index::{day_of, AscendingRows, DAY_MICROS};
 use crate::record::MemberStatus;
 
 /// The values of a text field that contain a pattern.
@@ -161,8 +161,8 @@ impl Store {
     }
 
     /// The live rows with `created_at` in `[from, to]`, as disjoint parts:
-    /// the whole days between the edges straight from the day index, and
-    /// the two edge days checked row by row. Kept apart so that a count
+    /// the days it covers whole straight from the day index, and the edge
+    /// days it covers in part checked row by row. Kept apart so that a count
     /// can sum per-day intersections instead of building the union.
     /// Visits at most as many days as the index holds.
     pub(crate) fn created_in<'a>(&'a self, from: i64, to: i64) -> Vec<Cow<'a, RoaringBitmap>> {
@@ -173,13 +173,24 @@ impl Store {
         let (first, last) = (day_of(from), day_of(to));
         let days = &self.idx.derived.created_at;
         let mut take = |day: i64, bitmap: &'a RoaringBitmap| {
-            if day > first && day < last {
+            // A day the range covers whole (the days between the edges,
+            // and an edge the range starts or ends exactly with) is the
+            // index's bitmap as it is.
+            let (starts, ends) = (
+                day.saturating_mul(DAY_MICROS),
+                (day + 1).saturating_mul(DAY_MICROS),
+            );
+            if from <= starts && ends.saturating_sub(1) <= to {
                 parts.push(Cow::Borrowed(bitmap));
             } else {
-                let edge: RoaringBitmap = bitmap
+                let mut edge = AscendingRows::default();
+                for row in bitmap
                     .iter()
                     .filter(|&r| (from..=to).contains(&self.created_at_of(r)))
-                    .collect();
+                {
+                    edge.push(row);
+                }
+                let edge = edge.finish();
                 if !edge.is_empty() {
                     parts.push(Cow::Owned(edge));
                 }
