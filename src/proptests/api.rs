@@ -34,6 +34,9 @@ const TIMES: &[&str] = &[
     "2020-09-15T00:00:00Z",
     "2020-09-15T08:53:20.000004",
     "2020-09-16T00:00:00+05:00",
+    // A range that starts or ends exactly with a day covers it whole.
+    "2020-09-13T00:00:00",
+    "2020-09-14T23:59:59.999999",
 ];
 const BAD_TIMES: &[&str] = &[
     "2020-09-13 12:26:40",
