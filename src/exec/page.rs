@@ -184,17 +184,11 @@ pub(crate) fn page(
         |row: u32| marker.is_none_or(|m| cmp_order(store, &order, row, m) == Ordering::Greater);
     let rows = match plan_page(store, plan, &order, need as u64, policy) {
         PagePlan::TopK { candidates } => {
-            let mut rows: Vec<u32> = candidates
+            let rows: Vec<u32> = candidates
                 .iter()
                 .filter(|&r| plan.passes_checks(store, r) && after_marker(r))
                 .collect();
-            let cmp = |a: &u32, b: &u32| cmp_order(store, &order, *a, *b);
-            if need < rows.len() {
-                rows.select_nth_unstable_by(need, cmp);
-                rows.truncate(need);
-            }
-            rows.sort_unstable_by(cmp);
-            rows
+            top_k(store, &order, rows, need)
         }
         PagePlan::Walk {
             grouped,
@@ -227,6 +221,28 @@ pub(crate) fn page(
         }
     };
     rows.into_iter().skip(skip).collect()
+}
+
+/// The first `need` of `rows` in the list's order. Where the order is an
+/// ordered index's own, each row's integer keys are computed once (a
+/// selection and a sort of integers) instead of at every comparison.
+fn top_k(store: &Store, order: &[(SortKey, Direction)], rows: Vec<u32>, need: usize) -> Vec<u32> {
+    let mut rows = match order.first() {
+        Some(&(first, dir)) if index_order_is_total(order) => {
+            match store.first_in_order(order_key(first), rows, need, dir == Direction::Desc) {
+                Ok(page) => return page,
+                Err(rows) => rows,
+            }
+        }
+        _ => rows,
+    };
+    let cmp = |a: &u32, b: &u32| cmp_order(store, order, *a, *b);
+    if need < rows.len() {
+        rows.select_nth_unstable_by(need, cmp);
+        rows.truncate(need);
+    }
+    rows.sort_unstable_by(cmp);
+    rows
 }
 
 /// A walk whose order re-sorts rows of equal first key: from the start of

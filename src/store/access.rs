@@ -238,6 +238,24 @@ impl Store {
         }
     }
 
+    /// The first `k` of `rows` (distinct live rows) in the order of `key`'s
+    /// ordered index (`key`, `created_at`, `id`), or its reverse, in that
+    /// order, by integer keys computed once a row; `Err` (the rows given
+    /// back) where those keys would need a dictionary ranked.
+    pub(crate) fn first_in_order(
+        &self,
+        key: OrderKey,
+        rows: Vec<u32>,
+        k: usize,
+        desc: bool,
+    ) -> Result<Vec<u32>, Vec<u32>> {
+        if self.cols.ranks_cheaply(key) {
+            Ok(self.cols.first_k(key, rows, k, desc))
+        } else {
+            Err(rows)
+        }
+    }
+
     /// Compares two rows by one ordered-index key alone.
     #[inline]
     pub(crate) fn cmp_key(&self, key: OrderKey, a: u32, b: u32) -> Ordering {

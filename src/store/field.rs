@@ -116,6 +116,9 @@ pub(crate) trait Ordered {
     /// The values as integers of the same order, for sorting a whole
     /// column at once, where there is such a mapping.
     fn ranker(&self) -> Option<impl Fn(usize) -> u64 + Sync + '_>;
+    /// Whether [`Ordered::ranker`] costs nothing next to a page (it ranks
+    /// no dictionary).
+    const RANKS_WITHOUT_DICTIONARY: bool = true;
     /// Compares a string key's text at a live row with `value`, by bytes
     /// (other keys compare as the empty string).
     #[inline]
@@ -304,6 +307,7 @@ impl Coded for DictColumn {
 }
 
 impl Ordered for DictColumn {
+    const RANKS_WITHOUT_DICTIONARY: bool = false;
     #[inline]
     fn cmp_rows(&self, a: usize, b: usize) -> Ordering {
         if DictColumn::code(self, a) == DictColumn::code(self, b) {

@@ -397,8 +397,28 @@ macro_rules! store_table {
             /// `fresh` merged into `kept`, rows already in the order of
             /// `key`'s ordered index and disjoint from `fresh`.
             pub(crate) fn merged(&self, key: OrderKey, kept: &[u32], fresh: &RoaringBitmap) -> Vec<u32> {
+                let job = KeyedJob::Merge { kept, fresh };
                 match key {
-                    $( $( OrderKey::$order => merged_by(self, &self.$field, key, kept, fresh), )? )*
+                    $( $( OrderKey::$order => keyed_by(self, &self.$field, key, job), )? )*
+                }
+            }
+
+            /// The first `k` of `rows` (distinct live rows) in the order
+            /// of `key`'s ordered index, or its reverse (`desc`), in that
+            /// order. Only cheap where [`Columns::ranks_cheaply`].
+            pub(crate) fn first_k(&self, key: OrderKey, rows: Vec<u32>, k: usize, desc: bool) -> Vec<u32> {
+                let job = KeyedJob::FirstK { rows, k, desc };
+                match key {
+                    $( $( OrderKey::$order => keyed_by(self, &self.$field, key, job), )? )*
+                }
+            }
+
+            /// Whether `key`'s integer keys cost nothing next to a page:
+            /// not a dictionary column, whose ranks need every value
+            /// sorted.
+            pub(crate) fn ranks_cheaply(&self, key: OrderKey) -> bool {
+                match key {
+                    $( $( OrderKey::$order => <column!($column, $ty) as Ordered>::RANKS_WITHOUT_DICTIONARY, )? )*
                 }
             }
 
@@ -594,28 +614,50 @@ impl Columns {
     }
 }
 
-/// `fresh` merged into `kept` (rows already in the order of `key`, none
-/// of them in `fresh`): ordered by `key`, then `created_at`, then `id`.
-/// With an empty `kept` this is the one sort of a bulk build.
-fn merged_by<C: Ordered>(
-    cols: &Columns,
-    col: &C,
-    key: OrderKey,
-    kept: &[u32],
-    fresh: &RoaringBitmap,
-) -> Vec<u32> {
+/// What to do with rows in the order of an ordered index, once they have
+/// integer keys.
+enum KeyedJob<'a> {
+    /// `fresh` merged into `kept` (rows already in the order of the index,
+    /// none of them in `fresh`); with an empty `kept`, the one sort of a
+    /// bulk build.
+    Merge {
+        kept: &'a [u32],
+        fresh: &'a RoaringBitmap,
+    },
+    /// The first `k` of `rows` in the index's order, or its reverse.
+    FirstK {
+        rows: Vec<u32>,
+        k: usize,
+        desc: bool,
+    },
+}
+
+impl KeyedJob<'_> {
+    fn run(
+        self,
+        sort_key: impl Fn(u32) -> (u64, u64),
+        tie: impl Fn(u32, u32) -> Ordering,
+    ) -> Vec<u32> {
+        match self {
+            KeyedJob::Merge { kept, fresh } => merge_keyed(kept, fresh, sort_key, tie),
+            KeyedJob::FirstK { rows, k, desc } => first_k_keyed(rows, k, desc, sort_key, tie),
+        }
+    }
+}
+
+/// Runs `job` with rows keyed in the order of `key`'s ordered index: `key`,
+/// then `created_at`, then `id`, as integers where the column has them
+/// (timestamps, enum codes, dictionary ranks) and by comparing rows on
+/// equal integers.
+fn keyed_by<C: Ordered>(cols: &Columns, col: &C, key: OrderKey, job: KeyedJob<'_>) -> Vec<u32> {
     match col.ranker() {
         // Strings without ranks (unique ids): their first eight bytes as
         // an integer order most pairs without reading the strings.
-        None => merge_keyed(
-            kept,
-            fresh,
+        None => job.run(
             |row| (col.prefix(row as usize), 0),
             |a, b| cols.cmp_rows(key, a, b),
         ),
-        Some(rank) => merge_keyed(
-            kept,
-            fresh,
+        Some(rank) => job.run(
             |row| {
                 let i = row as usize;
                 (rank(i), time_rank(cols.created_at.micros(i)))
@@ -623,6 +665,34 @@ fn merged_by<C: Ordered>(
             |a, b| cols.id.id(a as usize).cmp(&cols.id.id(b as usize)),
         ),
     }
+}
+
+/// The first `k` of `rows` by `(sort_key(row), tie)`, or its reverse
+/// (`desc`), in that order: the keys computed once a row, a selection,
+/// then a sort of the `k`.
+fn first_k_keyed(
+    rows: Vec<u32>,
+    k: usize,
+    desc: bool,
+    sort_key: impl Fn(u32) -> (u64, u64),
+    tie: impl Fn(u32, u32) -> Ordering,
+) -> Vec<u32> {
+    let mut keyed: Vec<((u64, u64), u32)> =
+        rows.into_iter().map(|row| (sort_key(row), row)).collect();
+    let cmp = |a: &((u64, u64), u32), b: &((u64, u64), u32)| {
+        let ord = a.0.cmp(&b.0).then_with(|| tie(a.1, b.1));
+        if desc {
+            ord.reverse()
+        } else {
+            ord
+        }
+    };
+    if k < keyed.len() {
+        keyed.select_nth_unstable_by(k, cmp);
+        keyed.truncate(k);
+    }
+    keyed.sort_unstable_by(cmp);
+    keyed.into_iter().map(|(_, row)| row).collect()
 }
 
 /// Sorts `fresh` by `(sort_key(row), tie)` and merges it into `kept`
