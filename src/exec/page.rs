@@ -11,7 +11,9 @@
 //!   marker is.
 //! * **Top-k**: scan the candidates, keep those after the marker, select
 //!   the first `offset + limit` (`select_nth_unstable`) and sort only
-//!   those. Cost: O(|candidates| + k log k).
+//!   those. Cost: O(|candidates| + k log k). Where the order is an ordered
+//!   index's own (its key, then `created_at`, then `id`, one direction),
+//!   each row is keyed once by integers and those are compared.
 //!
 //! The planner picks the walk when it expects to visit fewer rows than
 //! there are candidates, and never for a first key with few distinct values
