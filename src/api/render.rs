@@ -159,11 +159,17 @@ impl<'o> Object<'o> {
         Object { out, first: true }
     }
 
-    fn key(&mut self, name: &str) {
+    /// The comma before every member but the first.
+    #[inline]
+    fn separate(&mut self) {
         if !self.first {
             self.out.push(',');
         }
         self.first = false;
+    }
+
+    fn key(&mut self, name: &str) {
+        self.separate();
         self.out.push('"');
         self.out.push_str(name);
         self.out.push_str("\":");
@@ -178,10 +184,7 @@ impl<'o> Object<'o> {
     /// [`Object::value`] with the key already written as `"name":`.
     #[inline]
     fn quoted_value(&mut self, quoted_key: &str, value: &impl JsonValue) {
-        if !self.first {
-            self.out.push(',');
-        }
-        self.first = false;
+        self.separate();
         self.out.push_str(quoted_key);
         value.write_json(self.out);
     }

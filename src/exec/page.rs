@@ -228,16 +228,18 @@ pub(crate) fn page(
 /// The first `need` of `rows` in the list's order. Where the order is an
 /// ordered index's own, each row's integer keys are computed once (a
 /// selection and a sort of integers) instead of at every comparison.
-fn top_k(store: &Store, order: &[(SortKey, Direction)], rows: Vec<u32>, need: usize) -> Vec<u32> {
-    let mut rows = match order.first() {
-        Some(&(first, dir)) if index_order_is_total(order) => {
-            match store.first_in_order(order_key(first), rows, need, dir == Direction::Desc) {
-                Ok(page) => return page,
-                Err(rows) => rows,
-            }
+fn top_k(
+    store: &Store,
+    order: &[(SortKey, Direction)],
+    mut rows: Vec<u32>,
+    need: usize,
+) -> Vec<u32> {
+    if let Some(&(first, dir)) = order.first() {
+        let key = order_key(first);
+        if index_order_is_total(order) && store.keys_cheaply(key) {
+            return store.first_in_order(key, rows, need, dir == Direction::Desc);
         }
-        _ => rows,
-    };
+    }
     let cmp = |a: &u32, b: &u32| cmp_order(store, order, *a, *b);
     if need < rows.len() {
         rows.select_nth_unstable_by(need, cmp);

@@ -238,22 +238,24 @@ impl Store {
         }
     }
 
+    /// Whether `key`'s rows can be keyed by integers for the cost of a page
+    /// (every key but names, whose ranks need the dictionary sorted).
+    pub(crate) fn keys_cheaply(&self, key: OrderKey) -> bool {
+        self.cols.ranks_cheaply(key)
+    }
+
     /// The first `k` of `rows` (distinct live rows) in the order of `key`'s
     /// ordered index (`key`, `created_at`, `id`), or its reverse, in that
-    /// order, by integer keys computed once a row; `Err` (the rows given
-    /// back) where those keys would need a dictionary ranked.
+    /// order, by integer keys computed once a row. Cheap where
+    /// [`Store::keys_cheaply`].
     pub(crate) fn first_in_order(
         &self,
         key: OrderKey,
         rows: Vec<u32>,
         k: usize,
         desc: bool,
-    ) -> Result<Vec<u32>, Vec<u32>> {
-        if self.cols.ranks_cheaply(key) {
-            Ok(self.cols.first_k(key, rows, k, desc))
-        } else {
-            Err(rows)
-        }
+    ) -> Vec<u32> {
+        self.cols.first_k(key, rows, k, desc)
     }
 
     /// Compares two rows by one ordered-index key alone.
