@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 
+use memchr::memmem;
 use roaring::RoaringBitmap;
 
 use crate::query::{Api, EnterpriseProject, Filter, OwnType, Query, Scope};
@@ -27,9 +28,95 @@ pub(crate) struct RowSet<'s> {
 pub(crate) enum Check {
     /// `parent_id` has this dictionary code (`None`: no row has the value).
     ParentId(Option<u32>),
-    /// The text field's value is one of these codes (they contain the
-    /// pattern).
-    Contains(TextField, String, RoaringBitmap),
+    /// A text field's value contains a pattern.
+    Contains(Box<Substring>),
+}
+
+/// A substring filter checked row by row: by value code against the
+/// values known to match, or, where finding those would cost more than
+/// the rows to check (a broad pattern, a short walk), by testing each
+/// row's value.
+#[derive(Debug, Clone)]
+pub(crate) struct Substring {
+    pub(crate) field: TextField,
+    pub(crate) pattern: String,
+    finder: memmem::Finder<'static>,
+    /// The codes of the values that contain the pattern (`verified`), or a
+    /// superset of them — the values holding each of its trigrams — whose
+    /// rows' values are then tested; `None`: every value, to be tested.
+    pub(crate) codes: Option<RoaringBitmap>,
+    pub(crate) verified: bool,
+}
+
+impl Substring {
+    fn new(field: TextField, pattern: &str, superset: Option<RoaringBitmap>) -> Substring {
+        Substring {
+            field,
+            pattern: pattern.to_owned(),
+            finder: memmem::Finder::new(pattern.as_bytes()).into_owned(),
+            codes: superset,
+            verified: false,
+        }
+    }
+
+    /// How many values a row's code is looked up among: what verifying
+    /// them all up front costs.
+    pub(crate) fn values(&self, store: &Store) -> u64 {
+        self.codes
+            .as_ref()
+            .map_or_else(|| store.text_values(self.field), RoaringBitmap::len)
+    }
+
+    /// The same filter with its values verified up front.
+    fn verified(&self, store: &Store) -> Substring {
+        Substring {
+            codes: Some(store.text_verify(self.field, &self.finder, self.codes.as_ref())),
+            verified: true,
+            ..self.clone()
+        }
+    }
+
+    #[inline]
+    fn passes(&self, store: &Store, row: u32) -> bool {
+        let code = store.text_code(self.field, row);
+        self.codes.as_ref().is_none_or(|c| c.contains(code))
+            && (self.verified
+                || store
+                    .text_value(self.field, code)
+                    .is_some_and(|v| self.finder.find(v.as_bytes()).is_some()))
+    }
+}
+
+impl Check {
+    #[inline]
+    fn passes(&self, store: &Store, row: u32) -> bool {
+        match self {
+            Check::ParentId(code) => code.is_some_and(|c| store.parent_code_of(row) == c),
+            Check::Contains(s) => s.passes(store, row),
+        }
+    }
+}
+
+/// Whether `row` passes every one of `checks`.
+#[inline]
+pub(crate) fn passes(checks: &[Check], store: &Store, row: u32) -> bool {
+    checks.iter().all(|c| c.passes(store, row))
+}
+
+/// How substring filters are answered, beyond what the planner chooses:
+/// tests force each way on small stores and check it against the oracle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))] // only tests force a way
+pub(crate) enum SubstringPolicy {
+    /// As the planner estimates.
+    #[default]
+    Planned,
+    /// Always a row set, collected from the ordered index.
+    Collect,
+    /// Always checked by value code, the values verified up front.
+    Verify,
+    /// Always checked by testing each row's value.
+    Test,
 }
 
 /// A filter that is a union of disjoint row sets: the days of a time
@@ -60,7 +147,15 @@ pub(crate) struct Plan<'s> {
     pub(crate) checks: Vec<Check>,
     /// share.count: count sharing entries, not rows.
     pub(crate) entries: bool,
+    /// The fraction of rows passing the checks, estimated on a sample of
+    /// the smallest set (1 without checks).
+    pub(crate) pass: f64,
+    substrings: SubstringPolicy,
 }
+
+/// How many rows of the smallest set the checks are tried on to estimate
+/// their pass fraction.
+const SAMPLE: u64 = 64;
 
 fn union<'s>(sets: impl IntoIterator<Item = &'s RoaringBitmap>) -> RoaringBitmap {
     let mut acc = RoaringBitmap::new();
@@ -87,6 +182,16 @@ fn owned<'s>(label: String, rows: RoaringBitmap) -> RowSet<'s> {
 impl<'s> Plan<'s> {
     /// Plans `q` for `scope` over `store`. The query has been validated.
     pub(crate) fn new(store: &'s Store, scope: &Scope, q: &Query) -> Plan<'s> {
+        Plan::with_policy(store, scope, q, SubstringPolicy::Planned)
+    }
+
+    /// [`Plan::new`], substring filters answered as `substrings` says.
+    pub(crate) fn with_policy(
+        store: &'s Store,
+        scope: &Scope,
+        q: &Query,
+        substrings: SubstringPolicy,
+    ) -> Plan<'s> {
         let f = &q.filter;
         let mut plan = Plan {
             visible: visibility(store, scope, q),
@@ -94,6 +199,8 @@ impl<'s> Plan<'s> {
             days: time_range(store, f),
             checks: Vec::new(),
             entries: q.api == Api::ShareCount && !q.share_to_me && f.to_project_id.is_none(),
+            pass: 1.0,
+            substrings,
         };
         if let Some(parent) = &f.parent_id {
             plan.checks.push(Check::ParentId(store.parent_code(parent)));
@@ -106,33 +213,110 @@ impl<'s> Plan<'s> {
                 plan.add_substring(store, field, pattern);
             }
         }
+        plan.pass = plan.sample_pass(store);
         plan
     }
 
-    /// A substring filter: the matching values are known exactly. Few
-    /// values (or rows) are collected through the ordered index; many are
-    /// checked on the candidates by value code.
+    /// A substring filter. The values that may match are a cheap superset
+    /// (the trigram index's); verifying each costs about what testing a
+    /// row's value does. Where they are few next to the smallest set, they
+    /// are verified, and then few values (or rows) are collected through
+    /// the ordered index and many checked by value code. Otherwise each
+    /// row's value is tested as it is met: a walk meets few rows, and
+    /// whatever checks many rows verifies the values first
+    /// ([`Plan::checks_for`]).
     fn add_substring(&mut self, store: &'s Store, field: TextField, pattern: &str) {
-        let found = store.text_match(field, pattern);
-        let collect = found
-            .codes
-            .len()
-            .saturating_mul(32)
-            .saturating_add(found.rows);
-        if collect < self.smallest_len().saturating_mul(2) {
-            self.filters.push(owned(
-                format!(
-                    "{} contains {} ({} values)",
-                    field.name(),
-                    Quoted(pattern),
-                    found.codes.len()
-                ),
-                store.text_rows(field, &found.codes),
-            ));
-        } else {
-            self.checks
-                .push(Check::Contains(field, pattern.to_owned(), found.codes));
+        let unverified = Substring::new(field, pattern, store.text_superset(field, pattern));
+        let smallest = self.smallest_len().saturating_mul(2);
+        let cheap = unverified.values(store).saturating_mul(32) < smallest;
+        let collect = match self.substrings {
+            SubstringPolicy::Planned if !cheap => None,
+            SubstringPolicy::Test => None,
+            SubstringPolicy::Planned | SubstringPolicy::Collect | SubstringPolicy::Verify => {
+                let found = store.text_match(field, pattern);
+                let cost = found
+                    .codes
+                    .len()
+                    .saturating_mul(32)
+                    .saturating_add(found.rows);
+                Some((found, cost))
+            }
+        };
+        match collect {
+            Some((found, cost))
+                if self.substrings == SubstringPolicy::Collect
+                    || (self.substrings == SubstringPolicy::Planned && cost < smallest) =>
+            {
+                self.filters.push(owned(
+                    format!(
+                        "{} contains {} ({} values)",
+                        field.name(),
+                        Quoted(pattern),
+                        found.codes.len()
+                    ),
+                    store.text_rows(field, &found.codes),
+                ));
+            }
+            Some((found, _)) => self.checks.push(Check::Contains(Box::new(Substring {
+                codes: Some(found.codes),
+                verified: true,
+                ..unverified
+            }))),
+            None => self.checks.push(Check::Contains(Box::new(unverified))),
         }
+    }
+
+    /// The checks' pass fraction on up to [`SAMPLE`] rows spread evenly
+    /// over the smallest set (as a rank), smoothed so that a sample where
+    /// none passes still leaves a small fraction.
+    fn sample_pass(&self, store: &Store) -> f64 {
+        if self.checks.is_empty() {
+            return 1.0;
+        }
+        let Some(smallest) = self.ordered_sets().first().map(|s| s.rows.as_ref()) else {
+            return 1.0;
+        };
+        let len = smallest.len();
+        let n = len.min(SAMPLE);
+        let passed = (0..n)
+            .filter_map(|i| smallest.select((i * len / n) as u32))
+            .filter(|&row| passes(&self.checks, store, row))
+            .count();
+        (passed as f64 + 0.5) / (n as f64 + 1.0)
+    }
+
+    /// The checks for looking at `rows` rows: a substring filter whose
+    /// values are fewer than the rows has them verified first, so that
+    /// each row costs a lookup by value code.
+    pub(crate) fn checks_for(&self, store: &Store, rows: u64) -> Cow<'_, [Check]> {
+        let verify = |c: &Check| {
+            matches!(c, Check::Contains(s) if !s.verified && s.values(store) < rows)
+                && self.substrings != SubstringPolicy::Test
+        };
+        if !self.checks.iter().any(verify) {
+            return Cow::Borrowed(&self.checks);
+        }
+        Cow::Owned(
+            self.checks
+                .iter()
+                .map(|c| match c {
+                    Check::Contains(s) if verify(c) => Check::Contains(Box::new(s.verified(store))),
+                    other => other.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    /// The candidates that pass the checks: what a count or a top-k
+    /// looks at.
+    pub(crate) fn passing(&self, store: &Store) -> RoaringBitmap {
+        let candidates = self.candidates();
+        if self.is_index_only() {
+            return candidates;
+        }
+        let checks = self.checks_for(store, candidates.len());
+        RoaringBitmap::from_sorted_iter(candidates.iter().filter(|&r| passes(&checks, store, r)))
+            .unwrap_or_default()
     }
 
     /// Whether `row` is in the caller's visible set (before filters).
@@ -209,8 +393,8 @@ impl<'s> Plan<'s> {
             .unwrap_or(0)
     }
 
-    /// The number of candidates if the sets were independent, out of `n`
-    /// live rows: enough to choose between a walk and top-k.
+    /// The number of rows passing if the sets and checks were independent,
+    /// out of `n` live rows: enough to choose between a walk and top-k.
     pub(crate) fn estimate(&self, n: usize) -> u64 {
         let n = n.max(1) as f64;
         let fraction: f64 = self
@@ -221,7 +405,7 @@ impl<'s> Plan<'s> {
             .chain(self.days.as_ref().map(|d| d.len))
             .map(|len| len as f64 / n)
             .product();
-        ((n * fraction).round() as u64).min(self.smallest_len())
+        ((n * fraction * self.pass).round() as u64).min(self.smallest_len())
     }
 
     /// Whether the plan needs no row-level work to count.
@@ -235,11 +419,7 @@ impl<'s> Plan<'s> {
     /// days' counts, so its union is never built.
     pub(crate) fn count_rows(&self, store: &Store) -> u64 {
         if !self.is_index_only() {
-            let candidates = self.candidates();
-            return candidates
-                .iter()
-                .filter(|&r| self.passes_checks(store, r))
-                .count() as u64;
+            return self.passing(store).len();
         }
         let sets = self.ordered_sets();
         match &self.days {
@@ -266,23 +446,7 @@ impl<'s> Plan<'s> {
         if !self.entries {
             return self.count_rows(store);
         }
-        let mut candidates = self.candidates();
-        if !self.is_index_only() {
-            candidates = candidates
-                .iter()
-                .filter(|&r| self.passes_checks(store, r))
-                .collect();
-        }
-        store.sharing_entries(&candidates)
-    }
-
-    /// Whether `row` passes the row-level checks.
-    #[inline]
-    pub(crate) fn passes_checks(&self, store: &Store, row: u32) -> bool {
-        self.checks.iter().all(|c| match c {
-            Check::ParentId(code) => code.is_some_and(|c| store.parent_code_of(row) == c),
-            Check::Contains(field, _, codes) => codes.contains(store.text_code(*field, row)),
-        })
+        store.sharing_entries(&self.passing(store))
     }
 
     /// The sets in the order they are intersected, each with whether it

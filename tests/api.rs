@@ -450,10 +450,36 @@ fn plans_of_typical_requests() {
         "V1Count: intersect smallest first, stop when empty
   filter: status in [\"error\"] (648 rows)
   visible: project_id = 5762be5b1b3949408c80ed158d4ad0ee (4005 rows)
-  check row by row: name contains \"autobk_1\" (758 values)
+  check row by row: name contains \"autobk_1\", each row's value tested (of 758 values that may match; verified first where more rows than that are checked)
+  checks pass about 5.4% of rows (tried on a sample of the smallest set)
   count: candidates checked row by row
 "
     );
+    // A broad substring on a page: no value is verified up front; the rows
+    // a walk meets, or the top-k's candidates, are tested.
+    let page = explain(
+        &big,
+        "checkpoint_items",
+        "name=autobk&status=error&limit=100",
+    );
+    assert_eq!(page, "V1List: intersect smallest first, stop when empty
+  filter: status in [\"error\"] (648 rows)
+  visible: project_id = 5762be5b1b3949408c80ed158d4ad0ee (4005 rows)
+  check row by row: name contains \"autobk\", each row's value tested (of 12196 values that may match; verified first where more rows than that are checked)
+  checks pass about 66.9% of rows (tried on a sample of the smallest set)
+  count: candidates checked row by row
+  order: created_at desc, id desc
+  page: top-100 of 111 candidates, then sort those
+");
+    let walk = explain(&big, "checkpoint_items", "name=autobk&limit=10");
+    assert_eq!(walk, "V1List: intersect smallest first, stop when empty
+  visible: project_id = 5762be5b1b3949408c80ed158d4ad0ee (4005 rows)
+  check row by row: name contains \"autobk\", each row's value tested (of 12196 values that may match; verified first where more rows than that are checked)
+  checks pass about 68.5% of rows (tried on a sample of the smallest set)
+  count: candidates checked row by row
+  order: created_at desc, id desc
+  page: walk the created_at index from the marker, keep candidates (4005)
+");
 
     // Time ranges, wide or narrow, are days of the day index, intersected
     // one by one, never unioned for a count.

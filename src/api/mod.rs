@@ -106,7 +106,7 @@ impl Store {
 
     /// The JSON body answering a parsed query.
     fn answer(&self, scope: &Scope, q: &Query, policy: &PagePolicy) -> Result<String, QueryError> {
-        let plan = Plan::new(self, scope, q);
+        let plan = Plan::with_policy(self, scope, q, policy.substrings);
         match q.api {
             Api::V1Count | Api::ShareCount => Ok(render::count(plan.count(self))),
             Api::V1List => {

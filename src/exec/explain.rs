@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::page::{plan_page, Candidates, PagePlan};
+use super::page::{deferred_selection, plan_page, Candidates, PagePlan};
 use super::PagePolicy;
 use crate::plan::{Check, Plan};
 use crate::query::{Api, Query};
@@ -20,6 +20,8 @@ pub struct Explain {
     /// `(role, what, rows)`, in intersection order.
     sets: Vec<(&'static str, String, u64)>,
     checks: Vec<String>,
+    /// The checks' estimated pass fraction, in percent, as shown.
+    pass: Option<String>,
     count: &'static str,
     /// `(order, access)` of a list.
     page: Option<(String, String)>,
@@ -38,19 +40,26 @@ impl Explain {
         if let Some(days) = &plan.days {
             sets.push(("filter, day by day", days.label.clone(), days.len));
         }
-        let checks = plan
+        let checks: Vec<String> = plan
             .checks
             .iter()
             .map(|c| match c {
                 Check::ParentId(_) => "parent_id".to_owned(),
-                Check::Contains(field, pattern, codes) => format!(
+                Check::Contains(s) if s.verified => format!(
                     "{} contains {} ({} values)",
-                    field.name(),
-                    Quoted(pattern),
-                    codes.len()
+                    s.field.name(),
+                    Quoted(&s.pattern),
+                    s.values(store)
+                ),
+                Check::Contains(s) => format!(
+                    "{} contains {}, each row's value tested (of {} values that may match; verified first where more rows than that are checked)",
+                    s.field.name(),
+                    Quoted(&s.pattern),
+                    s.values(store)
                 ),
             })
             .collect();
+        let pass = (!checks.is_empty()).then(|| format!("{:.1}", plan.pass * 100.0));
         let count = match (plan.is_index_only(), plan.entries) {
             (true, false) => "from bitmap cardinalities, no row touched",
             (true, true) => "sharing entries from bitmap cardinalities, no row touched",
@@ -67,7 +76,12 @@ impl Explain {
             let page_plan = plan_page(store, plan, &order, need, policy);
             let size = page_plan.size();
             let access = match page_plan {
-                PagePlan::TopK { .. } => format!("top-{need} of {size} candidates, then sort those"),
+                PagePlan::TopK { .. } => {
+                    match deferred_selection(plan, size as usize, need as usize, policy) {
+                        Some(k) => format!("the first {k} of {size} candidates in order, checked in that order until {need} pass (more if too few)"),
+                        None => format!("top-{need} of {size} candidates, then sort those"),
+                    }
+                }
                 PagePlan::Walk {
                     grouped,
                     candidates,
@@ -91,6 +105,7 @@ impl Explain {
             api: q.api,
             sets,
             checks,
+            pass,
             count,
             page,
         }
@@ -109,6 +124,12 @@ impl fmt::Display for Explain {
         }
         for check in &self.checks {
             writeln!(f, "  check row by row: {check}")?;
+        }
+        if let Some(pass) = &self.pass {
+            writeln!(
+                f,
+                "  checks pass about {pass}% of rows (tried on a sample of the smallest set)"
+            )?;
         }
         writeln!(f, "  count: {}", self.count)?;
         if let Some((order, access)) = &self.page {

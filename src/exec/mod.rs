@@ -7,11 +7,9 @@
 mod explain;
 mod page;
 
-use roaring::RoaringBitmap;
-
 pub use explain::Explain;
 
-use crate::plan::Plan;
+use crate::plan::{Plan, SubstringPolicy};
 use crate::query::{validate, Query, QueryError, Scope};
 use crate::record::Record;
 use crate::store::{BitmapKey, Store};
@@ -44,6 +42,12 @@ pub(crate) struct PagePolicy {
     pub(crate) force_walk: Option<bool>,
     /// Test candidates row by row during walks, however small the sets.
     pub(crate) test_rows: bool,
+    /// How the planner answers substring filters.
+    pub(crate) substrings: SubstringPolicy,
+    /// `Some(true)`: a top-k with checks orders before it checks (and
+    /// starts from the smallest selection); `Some(false)`: it checks every
+    /// candidate first.
+    pub(crate) defer_checks: Option<bool>,
 }
 
 /// One page of a list, for library callers.
@@ -164,13 +168,7 @@ impl Store {
     ) -> Result<Vec<(String, u64)>, QueryError> {
         validate(q, scope)?;
         let plan = Plan::new(self, scope, q);
-        let mut candidates = plan.candidates();
-        if !plan.is_index_only() {
-            candidates = candidates
-                .iter()
-                .filter(|&r| plan.passes_checks(self, r))
-                .collect::<RoaringBitmap>();
-        }
+        let candidates = plan.passing(self);
         let mut out: Vec<(String, u64)> = self
             .values(field.bitmap_key())
             .map(|(v, rows)| (v.to_owned(), rows.intersection_len(&candidates)))

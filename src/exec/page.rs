@@ -34,7 +34,7 @@ use std::cmp::Ordering;
 use roaring::RoaringBitmap;
 
 use super::PagePolicy;
-use crate::plan::Plan;
+use crate::plan::{passes, Plan};
 use crate::query::{Direction, Query, SortKey};
 use crate::store::{OrderKey, Store};
 
@@ -142,7 +142,8 @@ pub(crate) fn plan_page(
         }
     }
     let built = plan.candidates();
-    if walks(store, order, built.len(), need, policy) {
+    let passing = (built.len() as f64 * plan.pass).round() as u64;
+    if walks(store, order, passing, need, policy) {
         PagePlan::Walk {
             grouped,
             candidates: Candidates::Built(built),
@@ -186,11 +187,8 @@ pub(crate) fn page(
         |row: u32| marker.is_none_or(|m| cmp_order(store, &order, row, m) == Ordering::Greater);
     let rows = match plan_page(store, plan, &order, need as u64, policy) {
         PagePlan::TopK { candidates } => {
-            let rows: Vec<u32> = candidates
-                .iter()
-                .filter(|&r| plan.passes_checks(store, r) && after_marker(r))
-                .collect();
-            top_k(store, &order, rows, need)
+            let rows: Vec<u32> = candidates.iter().filter(|&r| after_marker(r)).collect();
+            top_k_checked(store, plan, &order, rows, need, policy)
         }
         PagePlan::Walk {
             grouped,
@@ -205,7 +203,7 @@ pub(crate) fn page(
                     Candidates::Built(built) => built.contains(row),
                     Candidates::Tested { .. } => plan.contains(store, &tests, row),
                 };
-                candidate && plan.passes_checks(store, row)
+                candidate && passes(&plan.checks, store, row)
             };
             let Some(&(first, dir)) = order.first() else {
                 return Vec::new();
@@ -223,6 +221,63 @@ pub(crate) fn page(
         }
     };
     rows.into_iter().skip(skip).collect()
+}
+
+/// How many of the candidates a top-k with checks first selects in order,
+/// to check them in that order, when that is cheaper than checking every
+/// candidate: enough for `need` to pass at the estimated pass fraction,
+/// with a margin; `None` when it would be most of them anyway (then every
+/// candidate is checked first).
+pub(crate) fn deferred_selection(
+    plan: &Plan<'_>,
+    candidates: usize,
+    need: usize,
+    policy: &PagePolicy,
+) -> Option<usize> {
+    if plan.checks.is_empty() {
+        return None;
+    }
+    let planned = (need as f64 / plan.pass * 1.25) as usize + 16;
+    match policy.defer_checks {
+        Some(true) => Some(need),
+        Some(false) => None,
+        None => (planned < candidates / 4).then_some(planned),
+    }
+}
+
+/// The first `need` of `rows` that pass the plan's checks, in the list's
+/// order. Where few of them will be looked at, the first rows in order are
+/// selected and checked in that order, a larger selection (four times) each
+/// time too few pass; the order is total, so the rows passing in a prefix
+/// of it are a prefix of the passing rows. Otherwise every row is checked
+/// first.
+fn top_k_checked(
+    store: &Store,
+    plan: &Plan<'_>,
+    order: &[(SortKey, Direction)],
+    rows: Vec<u32>,
+    need: usize,
+    policy: &PagePolicy,
+) -> Vec<u32> {
+    if let Some(mut k) = deferred_selection(plan, rows.len(), need, policy) {
+        while k < rows.len() {
+            let passed: Vec<u32> = top_k(store, order, rows.clone(), k)
+                .into_iter()
+                .filter(|&r| passes(&plan.checks, store, r))
+                .take(need)
+                .collect();
+            if passed.len() >= need {
+                return passed;
+            }
+            k = k.saturating_mul(4);
+        }
+    }
+    let checks = plan.checks_for(store, rows.len() as u64);
+    let rows = rows
+        .into_iter()
+        .filter(|&r| passes(&checks, store, r))
+        .collect();
+    top_k(store, order, rows, need)
 }
 
 /// The first `need` of `rows` in the list's order. Where the order is an

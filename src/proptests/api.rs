@@ -7,6 +7,15 @@ use proptest::sample::{select, subsequence};
 
 use super::store::{id_variant, record, EPS, IDS, PATTERNS, PROJECTS};
 use crate::exec::PagePolicy;
+use crate::plan::SubstringPolicy;
+
+/// Every way a substring filter can be answered, forced in turn.
+const SUBSTRINGS: [SubstringPolicy; 4] = [
+    SubstringPolicy::Planned,
+    SubstringPolicy::Collect,
+    SubstringPolicy::Verify,
+    SubstringPolicy::Test,
+];
 use crate::oracle::Oracle;
 use crate::query::{Scope, DEFAULT_MAX_LIMIT};
 use crate::record::Record;
@@ -280,10 +289,14 @@ proptest! {
         let (store, oracle) = load(&records);
         for (scope, path, query) in requests {
             let want = oracle.handle(&path, &query, &scope);
-            for (force_walk, test_rows) in [(None, false), (Some(true), false), (Some(true), true), (Some(false), false), (Some(false), true)] {
-                let policy = PagePolicy { force_walk, test_rows };
-                let got = store.handle_with_policy(&path, &query, &scope, DEFAULT_MAX_LIMIT, &policy);
-                prop_assert_eq!(&got, &want, "{} ? {} as {:?}, {:?}", path, query, scope, policy);
+            let paths = [(None, false), (Some(true), false), (Some(true), true), (Some(false), false), (Some(false), true)];
+            for (i, (force_walk, test_rows)) in paths.into_iter().enumerate() {
+                for (j, substrings) in SUBSTRINGS.into_iter().enumerate() {
+                    let defer_checks = [None, Some(true), Some(false)][(i + j) % 3];
+                    let policy = PagePolicy { force_walk, test_rows, substrings, defer_checks };
+                    let got = store.handle_with_policy(&path, &query, &scope, DEFAULT_MAX_LIMIT, &policy);
+                    prop_assert_eq!(&got, &want, "{} ? {} as {:?}, {:?}", path, query, scope, policy);
+                }
             }
         }
     }
@@ -338,7 +351,7 @@ fn walk_with_mixed_directions_regroups_ties() {
     let want = oracle.handle("/v1/p1/checkpoint_items", q, &scope);
     let walk = PagePolicy {
         force_walk: Some(true),
-        test_rows: false,
+        ..PagePolicy::default()
     };
     let got = store.handle_with_policy(
         "/v1/p1/checkpoint_items",
@@ -410,9 +423,11 @@ proptest! {
         offset in 0usize..3,
         force in proptest::option::of(proptest::bool::ANY),
         unbuilt in proptest::bool::ANY,
+        substrings in proptest::sample::select(SUBSTRINGS.to_vec()),
+        defer_checks in proptest::option::of(proptest::bool::ANY),
     ) {
         let (mut store, mut oracle) = load(&records);
-        let policy = PagePolicy { force_walk: force, test_rows: unbuilt };
+        let policy = PagePolicy { force_walk: force, test_rows: unbuilt, substrings, defer_checks };
         let full = store.handle_with_policy(&path, &encode(&filters), &scope, DEFAULT_MAX_LIMIT, &policy);
         if full.status != 200 {
             return Ok(());

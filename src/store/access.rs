@@ -7,6 +7,7 @@ use std::cmp::Ordering;
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
+use memchr::memmem;
 use roaring::RoaringBitmap;
 
 use super::{BitmapKey, OrderKey, RowView, Store, TextField};
@@ -114,26 +115,59 @@ impl Store {
             .collect()
     }
 
+    /// The value codes of `field` whose value may contain `pattern`:
+    /// those holding every trigram of it, a superset to be verified; `None`
+    /// when the pattern is shorter than three bytes and every value may.
+    /// Cheap: an intersection of the trigrams' code sets.
+    pub(crate) fn text_superset(&self, field: TextField, pattern: &str) -> Option<RoaringBitmap> {
+        self.idx.substrings[field as usize].candidates(pattern)
+    }
+
+    /// The number of distinct values of `field`: what a superset of `None`
+    /// stands for.
+    pub(crate) fn text_values(&self, field: TextField) -> u64 {
+        self.cols.text_column(field).dict.len() as u64
+    }
+
+    /// The value of `field` with dictionary code `code`; `None` for null.
+    #[inline]
+    pub(crate) fn text_value(&self, field: TextField, code: u32) -> Option<&str> {
+        self.cols.text_column(field).dict.value_opt(code)
+    }
+
+    /// The codes of `superset` (every value for `None`) whose value
+    /// `finder` finds its pattern in.
+    pub(crate) fn text_verify(
+        &self,
+        field: TextField,
+        finder: &memmem::Finder<'_>,
+        superset: Option<&RoaringBitmap>,
+    ) -> RoaringBitmap {
+        let dict = &self.cols.text_column(field).dict;
+        let holds = |v: &str| finder.find(v.as_bytes()).is_some();
+        // Both walk the codes in ascending order.
+        match superset {
+            Some(codes) => RoaringBitmap::from_sorted_iter(
+                codes
+                    .iter()
+                    .filter(|&c| dict.value_opt(c).is_some_and(holds)),
+            ),
+            None => RoaringBitmap::from_sorted_iter(
+                dict.iter().filter(|(_, v)| holds(v)).map(|(c, _)| c),
+            ),
+        }
+        .unwrap_or_default()
+    }
+
     /// The distinct values of `field` that contain `pattern` (bytes,
     /// case-sensitive): the trigram index narrows the values (all of them
     /// for patterns under three bytes) and each candidate is verified. Also
     /// counts their rows exactly, from the dictionary's reference counts.
     pub(crate) fn text_match(&self, field: TextField, pattern: &str) -> TextMatch {
-        let col = self.cols.text_column(field);
-        let grams = &self.idx.substrings[field as usize];
-        let codes: RoaringBitmap = match grams.candidates(pattern) {
-            Some(codes) => codes
-                .iter()
-                .filter(|&c| col.dict.value(c).contains(pattern))
-                .collect(),
-            None => col
-                .dict
-                .iter()
-                .filter(|(_, v)| v.contains(pattern))
-                .map(|(c, _)| c)
-                .collect(),
-        };
-        let rows = codes.iter().map(|c| u64::from(col.dict.refs(c))).sum();
+        let superset = self.text_superset(field, pattern);
+        let codes = self.text_verify(field, &memmem::Finder::new(pattern), superset.as_ref());
+        let dict = &self.cols.text_column(field).dict;
+        let rows = codes.iter().map(|c| u64::from(dict.refs(c))).sum();
         TextMatch { codes, rows }
     }
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use backdex::Scope;
+use backdex::{parse_request, Scope, DEFAULT_MAX_LIMIT};
 
 use crate::data::{load, split_request};
 use crate::{say, Failure};
@@ -22,6 +22,10 @@ pub(crate) struct Args {
     /// an empty value grants none).
     #[arg(long, value_name = "EP,EP,...")]
     granted_eps: Option<String>,
+    /// Print how the request is planned (`Store::explain`) on standard
+    /// error before the answer.
+    #[arg(long)]
+    explain: bool,
     /// The request, `PATH?QUERY`, e.g. '/v1/p1/checkpoint_items?status=error&limit=2'.
     request: String,
 }
@@ -39,6 +43,14 @@ pub(crate) fn run(args: &Args) -> Result<(), Failure> {
         }),
     };
     let (path, query) = split_request(&args.request);
+    if args.explain {
+        // A request the parser refuses has no plan; its answer says why.
+        if let Ok(q) = parse_request(path, query, &scope, DEFAULT_MAX_LIMIT) {
+            if let Ok(plan) = loaded.store.explain(&scope, &q) {
+                eprint!("{plan}");
+            }
+        }
+    }
     let response = loaded.store.handle(path, query, &scope);
     say(&response.body)?;
     if (200..300).contains(&response.status) {
