@@ -1,5 +1,5 @@
-//! The workload of the performance issue: thirteen query classes (C1-C7
-//! counts, L1-L6 lists) on the same synthetic data, answered by backdex
+//! The workload of the performance issue: fourteen query classes (C1-C7
+//! counts, L1-L6 lists, S1 a broad substring page) on the same synthetic data, answered by backdex
 //! (`Store::handle`: decoding, planning, executing, rendering), by SQLite
 //! in memory with the indexes a careful DBA would add, and by the naive
 //! oracle, in one process. Before anything is timed, each class is checked
@@ -331,6 +331,10 @@ fn bench_peers(c: &mut Criterion) {
             args: vec![big.clone(), az.clone(), m5.protected_at.map(time).expect("protected"), time(m5.created_at), m5.id.clone()], list: true },
         Class { name: "L6", path: format!("/v1/{small}/checkpoint_items"), query: "limit=100".into(), scope: Scope::project(small.clone()),
             sql: format!("{select} WHERE project_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 100"), args: vec![small.clone()], list: true },
+        // A broad substring (most names hold it) with a status: the walk or
+        // the day-by-day top-k tests names on the rows it meets.
+        Class { name: "S1", path: v1.clone(), query: "name=autobk&status=error&limit=100".into(), scope: me.clone(),
+            sql: format!("{select} WHERE project_id = ?1 AND status = 'error' AND instr(name, 'autobk') > 0 ORDER BY created_at DESC, id DESC LIMIT 100"), args: vec![big.clone()], list: true },
     ];
 
     for class in &classes {

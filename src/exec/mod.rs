@@ -48,6 +48,9 @@ pub(crate) struct PagePolicy {
     /// starts from the smallest selection); `Some(false)`: it checks every
     /// candidate first.
     pub(crate) defer_checks: Option<bool>,
+    /// `Some(true)`: a top-k in `created_at` order always goes day by day;
+    /// `Some(false)`: never.
+    pub(crate) by_day: Option<bool>,
 }
 
 /// One page of a list, for library callers.

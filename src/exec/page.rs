@@ -82,6 +82,9 @@ pub(crate) enum PagePlan {
     },
     /// Select the best `k` of all candidates, built.
     TopK { candidates: RoaringBitmap },
+    /// In (`created_at`, `id`) order: the built candidates of each day of
+    /// the day index, newest (oldest) first, until the page is full.
+    ByDay { candidates: RoaringBitmap },
 }
 
 impl PagePlan {
@@ -92,7 +95,8 @@ impl PagePlan {
                 candidates: Candidates::Built(c),
                 ..
             }
-            | PagePlan::TopK { candidates: c } => c.len(),
+            | PagePlan::TopK { candidates: c }
+            | PagePlan::ByDay { candidates: c } => c.len(),
             PagePlan::Walk {
                 candidates: Candidates::Tested { estimate },
                 ..
@@ -148,9 +152,33 @@ pub(crate) fn plan_page(
             grouped,
             candidates: Candidates::Built(built),
         }
+    } else if by_day(store, order, built.len(), passing, need, policy) {
+        PagePlan::ByDay { candidates: built }
     } else {
         PagePlan::TopK { candidates: built }
     }
+}
+
+/// Whether a top-k in (`created_at`, `id`) order goes day by day: when
+/// the days the page is expected to reach cost less than keying every
+/// candidate (a day's intersection and sort cost about what keying 64
+/// rows does), unless the policy forces it either way.
+fn by_day(
+    store: &Store,
+    order: &[(SortKey, Direction)],
+    candidates: u64,
+    passing: u64,
+    need: u64,
+    policy: &PagePolicy,
+) -> bool {
+    if !matches!(order.first(), Some((SortKey::CreatedAt, _))) || !index_order_is_total(order) {
+        return false;
+    }
+    if let Some(force) = policy.by_day {
+        return force;
+    }
+    let reached = need.saturating_mul(store.days_held() as u64) / passing.max(1) + 1;
+    reached.saturating_mul(64) < candidates
 }
 
 /// Whether walking the first key's index visits fewer rows than there
@@ -189,6 +217,12 @@ pub(crate) fn page(
         PagePlan::TopK { candidates } => {
             let rows: Vec<u32> = candidates.iter().filter(|&r| after_marker(r)).collect();
             top_k_checked(store, plan, &order, rows, need, policy)
+        }
+        PagePlan::ByDay { candidates } => {
+            let desc = order.first().is_some_and(|k| k.1 == Direction::Desc);
+            store.first_by_day(&candidates, need, desc, marker, |r| {
+                after_marker(r) && passes(&plan.checks, store, r)
+            })
         }
         PagePlan::Walk {
             grouped,

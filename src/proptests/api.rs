@@ -293,7 +293,8 @@ proptest! {
             for (i, (force_walk, test_rows)) in paths.into_iter().enumerate() {
                 for (j, substrings) in SUBSTRINGS.into_iter().enumerate() {
                     let defer_checks = [None, Some(true), Some(false)][(i + j) % 3];
-                    let policy = PagePolicy { force_walk, test_rows, substrings, defer_checks };
+                    let by_day = [None, Some(true), Some(false)][(i + 2 * j) % 3];
+                    let policy = PagePolicy { force_walk, test_rows, substrings, defer_checks, by_day };
                     let got = store.handle_with_policy(&path, &query, &scope, DEFAULT_MAX_LIMIT, &policy);
                     prop_assert_eq!(&got, &want, "{} ? {} as {:?}, {:?}", path, query, scope, policy);
                 }
@@ -425,9 +426,10 @@ proptest! {
         unbuilt in proptest::bool::ANY,
         substrings in proptest::sample::select(SUBSTRINGS.to_vec()),
         defer_checks in proptest::option::of(proptest::bool::ANY),
+        by_day in proptest::option::of(proptest::bool::ANY),
     ) {
         let (mut store, mut oracle) = load(&records);
-        let policy = PagePolicy { force_walk: force, test_rows: unbuilt, substrings, defer_checks };
+        let policy = PagePolicy { force_walk: force, test_rows: unbuilt, substrings, defer_checks, by_day };
         let full = store.handle_with_policy(&path, &encode(&filters), &scope, DEFAULT_MAX_LIMIT, &policy);
         if full.status != 200 {
             return Ok(());

@@ -272,6 +272,82 @@ impl Store {
         }
     }
 
+    /// The number of days of the day index (days holding live rows).
+    pub(crate) fn days_held(&self) -> usize {
+        self.idx.derived.created_at.len()
+    }
+
+    /// The first `need` rows of `candidates` that `accept` takes, in
+    /// (`created_at`, `id`) order, descending when `desc`: the days of the
+    /// day index from the newest (oldest) on, starting at `from`'s day when
+    /// given, each day's candidates taken and sorted, until `need` are
+    /// found. Days partition that order (every row of a day comes before
+    /// every row of a later one), so only the days a page reaches are
+    /// touched: for `need` rows among `p` candidates spread over `d` days,
+    /// about `need · d / p` days.
+    pub(crate) fn first_by_day(
+        &self,
+        candidates: &RoaringBitmap,
+        need: usize,
+        desc: bool,
+        from: Option<u32>,
+        mut accept: impl FnMut(u32) -> bool,
+    ) -> Vec<u32> {
+        let index = &self.idx.derived.created_at;
+        let seq = self.idx.order(OrderKey::CreatedAt);
+        let day_at = |row: Option<&u32>| row.map(|&r| day_of(self.created_at_of(r)));
+        let (Some(oldest), Some(newest)) = (
+            day_at(seq.iter().next()),
+            day_at(seq.iter_rev_before(seq.end()).next()),
+        ) else {
+            return Vec::new();
+        };
+        let start = from.map(|m| day_of(self.created_at_of(m)));
+        // Days in the page's order: stepped through where they are dense,
+        // sorted where the span between the oldest and newest is mostly
+        // empty.
+        let span = u64::try_from(newest - oldest).unwrap_or(u64::MAX);
+        let days: Box<dyn Iterator<Item = i64>> = if span <= 2 * index.len() as u64 {
+            let (lo, hi) = match (start, desc) {
+                (Some(d), true) => (oldest, d.min(newest)),
+                (Some(d), false) => (d.max(oldest), newest),
+                (None, _) => (oldest, newest),
+            };
+            if desc {
+                Box::new((lo..=hi).rev())
+            } else {
+                Box::new(lo..=hi)
+            }
+        } else {
+            let mut held: Vec<i64> = index
+                .iter()
+                .map(|(d, _)| d)
+                .filter(|&d| start.is_none_or(|s| if desc { d <= s } else { d >= s }))
+                .collect();
+            held.sort_unstable();
+            if desc {
+                held.reverse();
+            }
+            Box::new(held.into_iter())
+        };
+        let mut out = Vec::with_capacity(need);
+        for day in days {
+            let Some(rows) = index.get(day) else {
+                continue;
+            };
+            if rows.is_disjoint(candidates) {
+                continue;
+            }
+            let taken: Vec<u32> = (rows & candidates).iter().filter(|&r| accept(r)).collect();
+            let want = need - out.len();
+            out.extend(self.first_in_order(OrderKey::CreatedAt, taken, want, desc));
+            if out.len() >= need {
+                break;
+            }
+        }
+        out
+    }
+
     /// Whether `key`'s rows can be keyed by integers for the cost of a page
     /// (every key but names, whose ranks need the dictionary sorted).
     pub(crate) fn keys_cheaply(&self, key: OrderKey) -> bool {
