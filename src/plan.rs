@@ -233,7 +233,8 @@ impl<'s> Plan<'s> {
             SubstringPolicy::Planned if !cheap => None,
             SubstringPolicy::Test => None,
             SubstringPolicy::Planned | SubstringPolicy::Collect | SubstringPolicy::Verify => {
-                let found = store.text_match(field, pattern);
+                let found =
+                    store.text_match_in(field, &unverified.finder, unverified.codes.as_ref());
                 let cost = found
                     .codes
                     .len()

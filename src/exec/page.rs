@@ -1,4 +1,4 @@
-//! List pages, by one of two paths.
+//! List pages, by one of three paths.
 //!
 //! * **Walk**: follow the ordered index of the first sort key from the
 //!   marker's position (or the start), keep rows that are candidates, stop
@@ -13,7 +13,15 @@
 //!   the first `offset + limit` (`select_nth_unstable`) and sort only
 //!   those. Cost: O(|candidates| + k log k). Where the order is an ordered
 //!   index's own (its key, then `created_at`, then `id`, one direction),
-//!   each row is keyed once by integers and those are compared.
+//!   each row is keyed once by integers and those are compared. With row
+//!   checks (`parent_id`, a substring), the rows are ordered first and
+//!   checked in order when few will be looked at (`top_k_checked`).
+//! * **Day by day**: a top-k in (`created_at`, `id`) order takes the
+//!   candidates of one day of the day index at a time, newest (oldest)
+//!   first, sorts them and stops when the page is full. Cost: about
+//!   `need · days / |candidates|` days, each an intersection and a small
+//!   sort: a page of a broad filter touches a few days, not every
+//!   candidate.
 //!
 //! The planner picks the walk when it expects to visit fewer rows than
 //! there are candidates, and never for a first key with few distinct values

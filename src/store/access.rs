@@ -163,9 +163,21 @@ impl Store {
     /// case-sensitive): the trigram index narrows the values (all of them
     /// for patterns under three bytes) and each candidate is verified. Also
     /// counts their rows exactly, from the dictionary's reference counts.
+    #[cfg(test)]
     pub(crate) fn text_match(&self, field: TextField, pattern: &str) -> TextMatch {
         let superset = self.text_superset(field, pattern);
-        let codes = self.text_verify(field, &memmem::Finder::new(pattern), superset.as_ref());
+        self.text_match_in(field, &memmem::Finder::new(pattern), superset.as_ref())
+    }
+
+    /// [`Store::text_match`] from the pattern's finder and its superset
+    /// ([`Store::text_superset`]).
+    pub(crate) fn text_match_in(
+        &self,
+        field: TextField,
+        finder: &memmem::Finder<'_>,
+        superset: Option<&RoaringBitmap>,
+    ) -> TextMatch {
+        let codes = self.text_verify(field, finder, superset);
         let dict = &self.cols.text_column(field).dict;
         let rows = codes.iter().map(|c| u64::from(dict.refs(c))).sum();
         TextMatch { codes, rows }
