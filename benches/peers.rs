@@ -8,6 +8,10 @@
 //! Records: `BACKDEX_BENCH_RECORDS` (default 1,000,000 under `cargo bench`,
 //! 20,000 when run as a test). `benches/summarize.py` turns criterion's
 //! medians into the ratio table of docs/performance.md.
+//! `BACKDEX_BENCH_REQUESTS=<file>` also writes the classes as requests for
+//! `backdex bench --requests` (one JSON object a line), to time or profile
+//! the same requests on a snapshot of the same records (`backdex gen
+//! --slim --records N` writes them).
 
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
@@ -336,6 +340,25 @@ fn bench_peers(c: &mut Criterion) {
         Class { name: "S1", path: v1.clone(), query: "name=autobk&status=error&limit=100".into(), scope: me.clone(),
             sql: format!("{select} WHERE project_id = ?1 AND status = 'error' AND instr(name, 'autobk') > 0 ORDER BY created_at DESC, id DESC LIMIT 100"), args: vec![big.clone()], list: true },
     ];
+
+    if let Ok(file) = std::env::var("BACKDEX_BENCH_REQUESTS") {
+        let lines: String = classes
+            .iter()
+            .map(|class| {
+                let request = serde_json::json!({
+                    "class": class.name,
+                    "path": if class.query.is_empty() {
+                        class.path.clone()
+                    } else {
+                        format!("{}?{}", class.path, class.query)
+                    },
+                    "scope": class.scope,
+                });
+                format!("{request}\n")
+            })
+            .collect();
+        std::fs::write(&file, lines).expect("the requests file is writable");
+    }
 
     for class in &classes {
         let response = store.handle(&class.path, &class.query, &class.scope);
