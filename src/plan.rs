@@ -383,6 +383,28 @@ impl<'s> Plan<'s> {
                 .is_none_or(|d| (d.from..=d.to).contains(&store.created_at_of(row)))
     }
 
+    /// The rows of `part` (a day of an ordered key's day index) passing
+    /// every set (not the checks), given the plan's `row_tests`: `part`
+    /// intersected with each, then the `created_at` range kept.
+    pub(crate) fn within(
+        &self,
+        store: &Store,
+        tests: &[&RoaringBitmap],
+        part: &RoaringBitmap,
+    ) -> RoaringBitmap {
+        let mut acc = part.clone();
+        for rows in tests {
+            if acc.is_empty() {
+                break;
+            }
+            acc &= *rows;
+        }
+        if let Some(d) = &self.days {
+            acc.retain(|row| (d.from..=d.to).contains(&store.created_at_of(row)));
+        }
+        acc
+    }
+
     /// The size of the smallest set: what building the candidates costs.
     pub(crate) fn smallest_len(&self) -> u64 {
         self.visible

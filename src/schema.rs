@@ -83,9 +83,9 @@ macro_rules! record_fields {
             /// Creation time.
             CreatedAt created_at: Timestamp = required => Time, order CreatedAt, index DayIndex, v1 7, v3 16;
             /// Last update.
-            UpdatedAt updated_at: Timestamp = required => Time, order UpdatedAt, v1 8, v3 17;
+            UpdatedAt updated_at: Timestamp = required => Time, order UpdatedAt, index DayIndex, v1 8, v3 17;
             /// When the data was protected; `None` while not yet protected.
-            ProtectedAt protected_at: Option<Timestamp> = default => Time, order ProtectedAt, v1 9, v3 18;
+            ProtectedAt protected_at: Option<Timestamp> = default => Time, order ProtectedAt, index DayIndex, v1 9, v3 18;
             /// Expiry.
             ExpiredAt expired_at: Option<Timestamp> = default => Time, v3 19;
             /// Opaque, echoed back (v1 sets six keys of it from the record).

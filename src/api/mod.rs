@@ -114,8 +114,7 @@ impl Store {
                 Ok(render::v1_list(&self.items(&rows)))
             }
             Api::V3List => {
-                let rows = exec::page_rows(self, &plan, q, policy)?;
-                let count = plan.count_rows(self);
+                let (rows, count) = exec::page_and_count(self, &plan, q, policy)?;
                 Ok(render::v3_list(&self.items(&rows), count))
             }
         }

@@ -76,10 +76,14 @@ impl Explain {
             let page_plan = plan_page(store, plan, &order, need, policy);
             let size = page_plan.size();
             let access = match page_plan {
-                PagePlan::ByDay { .. } => format!(
-                    "day by day from the {} day of the day index: each day's candidates (of {size}), sorted, until {need} are found",
-                    if order.first().is_some_and(|k| k.1 == crate::query::Direction::Desc) { "newest" } else { "oldest" }
-                ),
+                PagePlan::ByDay { candidates } => {
+                    let from = if order.first().is_some_and(|k| k.1 == crate::query::Direction::Desc) { "newest" } else { "oldest" };
+                    let kept = match candidates {
+                        Candidates::Built(_) => format!("each day's candidates (of {size})"),
+                        Candidates::Tested { .. } => format!("each day intersected with every set (about {size} candidates, not built)"),
+                    };
+                    format!("day by day through the {first} day index from the {from} day (or the marker's): {kept}, sorted, until {need} are found")
+                }
                 PagePlan::TopK { .. } => {
                     match deferred_selection(plan, size as usize, need as usize, policy) {
                         Some(k) => format!("the first {k} of {size} candidates in order, checked in that order until {need} pass (more if too few)"),

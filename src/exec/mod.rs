@@ -110,7 +110,25 @@ pub(crate) fn page_rows(
     policy: &PagePolicy,
 ) -> Result<Vec<u32>, ExecError> {
     let marker = resolve_marker(store, plan, q)?;
-    Ok(page::page(store, plan, q, marker, policy))
+    Ok(page::page(store, plan, q, marker, policy).rows)
+}
+
+/// The rows of a list query's page, in order, and the number of records
+/// the query matches (v3's `count`): the page's candidates where it built
+/// them and nothing is checked row by row, else counted.
+pub(crate) fn page_and_count(
+    store: &Store,
+    plan: &Plan<'_>,
+    q: &Query,
+    policy: &PagePolicy,
+) -> Result<(Vec<u32>, u64), ExecError> {
+    let marker = resolve_marker(store, plan, q)?;
+    let page = page::page(store, plan, q, marker, policy);
+    let count = match page.built {
+        Some(built) if plan.is_index_only() => built,
+        _ => plan.count_rows(store),
+    };
+    Ok((page.rows, count))
 }
 
 impl Store {
@@ -136,10 +154,10 @@ impl Store {
     pub fn list(&self, scope: &Scope, q: &Query) -> Result<ListPage, QueryError> {
         validate(q, scope)?;
         let plan = Plan::new(self, scope, q);
-        let rows = page_rows(self, &plan, q, &PagePolicy::default())?;
+        let (rows, count) = page_and_count(self, &plan, q, &PagePolicy::default())?;
         Ok(ListPage {
             records: rows.iter().map(|&r| self.record_at(r)).collect(),
-            count: plan.count_rows(self),
+            count,
         })
     }
 

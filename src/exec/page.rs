@@ -16,12 +16,14 @@
 //!   each row is keyed once by integers and those are compared. With row
 //!   checks (`parent_id`, a substring), the rows are ordered first and
 //!   checked in order when few will be looked at (`top_k_checked`).
-//! * **Day by day**: a top-k in (`created_at`, `id`) order takes the
-//!   candidates of one day of the day index at a time, newest (oldest)
-//!   first, sorts them and stops when the page is full. Cost: about
-//!   `need · days / |candidates|` days, each an intersection and a small
-//!   sort: a page of a broad filter touches a few days, not every
-//!   candidate.
+//! * **Day by day**: a top-k whose first key is a timestamp
+//!   (`created_at`, `updated_at`, `protected_at`) takes the candidates of
+//!   one day of that key's day index at a time, in the page's direction
+//!   from the marker's day, sorts them and stops when the page is full.
+//!   The candidates are built, or, over large sets, each day is
+//!   intersected with the sets. Cost: about `need · days / |candidates|`
+//!   days, each an intersection and a small sort: a page of a broad filter
+//!   touches a few days, not every candidate, at any store size.
 //!
 //! The planner picks the walk when it expects to visit fewer rows than
 //! there are candidates, and never for a first key with few distinct values
@@ -42,6 +44,7 @@ use std::cmp::Ordering;
 use roaring::RoaringBitmap;
 
 use super::PagePolicy;
+use crate::index::day_of;
 use crate::plan::{passes, Plan};
 use crate::query::{Direction, Query, SortKey};
 use crate::store::{OrderKey, Store};
@@ -90,9 +93,9 @@ pub(crate) enum PagePlan {
     },
     /// Select the best `k` of all candidates, built.
     TopK { candidates: RoaringBitmap },
-    /// In (`created_at`, `id`) order: the built candidates of each day of
-    /// the day index, newest (oldest) first, until the page is full.
-    ByDay { candidates: RoaringBitmap },
+    /// The first key is a timestamp: the candidates of each day of its day
+    /// index, in the page's direction, until the page is full.
+    ByDay { candidates: Candidates },
 }
 
 impl PagePlan {
@@ -104,10 +107,15 @@ impl PagePlan {
                 ..
             }
             | PagePlan::TopK { candidates: c }
-            | PagePlan::ByDay { candidates: c } => c.len(),
+            | PagePlan::ByDay {
+                candidates: Candidates::Built(c),
+            } => c.len(),
             PagePlan::Walk {
                 candidates: Candidates::Tested { estimate },
                 ..
+            }
+            | PagePlan::ByDay {
+                candidates: Candidates::Tested { estimate },
             } => *estimate,
         }
     }
@@ -133,9 +141,12 @@ fn index_order_is_total(order: &[(SortKey, Direction)]) -> bool {
 /// against the sets instead, so that its cost does not grow with them.
 const BUILD_MAX: u64 = 1 << 16;
 
-/// Decides how a page is found: from an estimate of the candidates when
-/// the sets are large (building them only if top-k wins), else from the
-/// built candidates.
+/// Decides how a page is found. When the sets are large, from an estimate
+/// of the candidates: a walk or a day-by-day top-k that tests the sets as
+/// it goes, whichever is expected to cost least, or else building them.
+/// With the candidates built: a walk when it visits fewer rows than
+/// there are candidates, else a top-k, day by day when the days a page
+/// reaches cost less than keying every candidate.
 pub(crate) fn plan_page(
     store: &Store,
     plan: &Plan<'_>,
@@ -144,11 +155,28 @@ pub(crate) fn plan_page(
     policy: &PagePolicy,
 ) -> PagePlan {
     let grouped = !index_order_is_total(order);
+    let days = days_of_first_key(store, order);
     if policy.test_rows || plan.smallest_len() > BUILD_MAX {
         let estimate = plan.estimate(store.len());
-        if walks(store, order, estimate, need, policy) {
+        let cost = Costs::unbuilt(store, plan, estimate, need, days);
+        let walk = walks(store, order, estimate, need, policy)
+            && (policy.force_walk == Some(true)
+                || match policy.by_day {
+                    Some(true) => days == 0,
+                    Some(false) => true,
+                    None => days == 0 || cost.walk <= cost.by_day,
+                });
+        if walk {
             return PagePlan::Walk {
                 grouped,
+                candidates: Candidates::Tested { estimate },
+            };
+        }
+        let by_day = days > 0
+            && policy.force_walk != Some(true)
+            && policy.by_day.unwrap_or(cost.by_day < cost.top_k);
+        if by_day {
+            return PagePlan::ByDay {
                 candidates: Candidates::Tested { estimate },
             };
         }
@@ -160,33 +188,79 @@ pub(crate) fn plan_page(
             grouped,
             candidates: Candidates::Built(built),
         }
-    } else if by_day(store, order, built.len(), passing, need, policy) {
-        PagePlan::ByDay { candidates: built }
+    } else if days > 0 && by_day(store, days, built.len(), passing, need, policy) {
+        PagePlan::ByDay {
+            candidates: Candidates::Built(built),
+        }
     } else {
         PagePlan::TopK { candidates: built }
     }
 }
 
-/// Whether a top-k in (`created_at`, `id`) order goes day by day: when
-/// the days the page is expected to reach cost less than keying every
-/// candidate (a day's intersection and sort cost about what keying 64
-/// rows does), unless the policy forces it either way.
+/// The number of days in the day index of the order's first key (0 when
+/// it has none: names, status, ids).
+fn days_of_first_key(store: &Store, order: &[(SortKey, Direction)]) -> usize {
+    order
+        .first()
+        .map_or(0, |&(key, _)| store.days_held(order_key(key)))
+}
+
+/// What each path is expected to cost, in about nanoseconds on the
+/// machine of docs/performance.md (measured at 1M and 10M records): a walk
+/// visits rows and looks each up in every set (~20 ns a row and set); a
+/// day-by-day top-k intersects the days it reaches with the candidates or
+/// with every set (~2.5 ns a row and bitmap) and sorts what passes (~40
+/// ns a row); a top-k builds the candidates (dense sets intersect at a
+/// fraction of a nanosecond a row) and keys every one (~45 ns).
+struct Costs {
+    walk: f64,
+    by_day: f64,
+    top_k: f64,
+}
+
+impl Costs {
+    /// `matching` rows of `n` pass, `need` are wanted, the first key's
+    /// day index holds `days` days, and each row reached is intersected
+    /// with `bitmaps` bitmaps (the sets, or the built candidates).
+    fn new(n: usize, matching: u64, need: u64, days: usize, bitmaps: usize) -> Costs {
+        let n = n.max(1) as f64;
+        let matching = matching.max(1) as f64;
+        let (need, days, bitmaps) = (need as f64, days.max(1) as f64, bitmaps.max(1) as f64);
+        let walked = need * n / matching;
+        let day_rows = walked + n / days;
+        Costs {
+            walk: walked * bitmaps * 20.0,
+            by_day: day_rows * (bitmaps + 1.0) * 2.5 + (need + matching / days) * 40.0,
+            top_k: matching * 45.0,
+        }
+    }
+
+    /// Over large sets, before anything is built: building the
+    /// candidates adds to the top-k.
+    fn unbuilt(store: &Store, plan: &Plan<'_>, estimate: u64, need: u64, days: usize) -> Costs {
+        let sets = plan.row_tests(store).len();
+        let mut costs = Costs::new(store.len(), estimate, need, days, sets);
+        costs.top_k += plan.smallest_len() as f64 * sets as f64 / 16.0;
+        costs
+    }
+}
+
+/// Whether a top-k over built candidates goes day by day: when the days
+/// the page is expected to reach cost less than keying every candidate,
+/// unless the policy forces it either way.
 fn by_day(
     store: &Store,
-    order: &[(SortKey, Direction)],
+    days: usize,
     candidates: u64,
     passing: u64,
     need: u64,
     policy: &PagePolicy,
 ) -> bool {
-    if !matches!(order.first(), Some((SortKey::CreatedAt, _))) || !index_order_is_total(order) {
-        return false;
-    }
     if let Some(force) = policy.by_day {
         return force;
     }
-    let reached = need.saturating_mul(store.days_held() as u64) / passing.max(1) + 1;
-    reached.saturating_mul(64) < candidates
+    let costs = Costs::new(store.len(), passing, need, days, 1);
+    costs.by_day < candidates as f64 * 45.0
 }
 
 /// Whether walking the first key's index visits fewer rows than there
@@ -208,6 +282,14 @@ fn walks(
     !(first == SortKey::Status || candidates == 0 || walked >= candidates)
 }
 
+/// The rows of a page, in order, and the number of candidates where they
+/// were built (the query's count when it has no checks: v3 then counts
+/// nothing again).
+pub(crate) struct Page {
+    pub(crate) rows: Vec<u32>,
+    pub(crate) built: Option<u64>,
+}
+
 /// The rows of the requested page, in order.
 pub(crate) fn page(
     store: &Store,
@@ -215,22 +297,68 @@ pub(crate) fn page(
     q: &Query,
     marker: Option<u32>,
     policy: &PagePolicy,
-) -> Vec<u32> {
+) -> Page {
     let order = q.sort.effective();
     let (skip, take) = (q.page.offset, q.page.limit);
     let need = skip.saturating_add(take);
     let after_marker =
         |row: u32| marker.is_none_or(|m| cmp_order(store, &order, row, m) == Ordering::Greater);
-    let rows = match plan_page(store, plan, &order, need as u64, policy) {
+    let page_plan = plan_page(store, plan, &order, need as u64, policy);
+    let built = match &page_plan {
+        PagePlan::TopK { .. }
+        | PagePlan::Walk {
+            candidates: Candidates::Built(_),
+            ..
+        }
+        | PagePlan::ByDay {
+            candidates: Candidates::Built(_),
+        } => Some(page_plan.size()),
+        _ => None,
+    };
+    let rows = match page_plan {
         PagePlan::TopK { candidates } => {
             let rows: Vec<u32> = candidates.iter().filter(|&r| after_marker(r)).collect();
             top_k_checked(store, plan, &order, rows, need, policy)
         }
         PagePlan::ByDay { candidates } => {
-            let desc = order.first().is_some_and(|k| k.1 == Direction::Desc);
-            store.first_by_day(&candidates, need, desc, marker, |r| {
-                after_marker(r) && passes(&plan.checks, store, r)
-            })
+            let Some(&(first, dir)) = order.first() else {
+                return Page {
+                    rows: Vec::new(),
+                    built,
+                };
+            };
+            let key = order_key(first);
+            let tests = match candidates {
+                Candidates::Built(_) => Vec::new(),
+                Candidates::Tested { .. } => plan.row_tests(store),
+            };
+            // A `created_at` range bounds the days of `created_at` itself.
+            let range = plan
+                .days
+                .as_ref()
+                .filter(|_| key == OrderKey::CreatedAt)
+                .map(|d| day_of(d.from)..=day_of(d.to));
+            let mut out = Vec::with_capacity(need);
+            let days = store.days_in_order(key, dir == Direction::Desc, marker);
+            for (day, rows) in days.into_iter().flatten() {
+                if range.as_ref().is_some_and(|r| !r.contains(&day)) {
+                    continue;
+                }
+                let rows = match &candidates {
+                    Candidates::Built(built) if rows.is_disjoint(built) => continue,
+                    Candidates::Built(built) => rows & built,
+                    Candidates::Tested { .. } => plan.within(store, &tests, rows),
+                };
+                let taken: Vec<u32> = rows
+                    .iter()
+                    .filter(|&r| after_marker(r) && passes(&plan.checks, store, r))
+                    .collect();
+                out.extend(top_k(store, &order, taken, need - out.len()));
+                if out.len() >= need {
+                    break;
+                }
+            }
+            out
         }
         PagePlan::Walk {
             grouped,
@@ -248,7 +376,10 @@ pub(crate) fn page(
                 candidate && passes(&plan.checks, store, row)
             };
             let Some(&(first, dir)) = order.first() else {
-                return Vec::new();
+                return Page {
+                    rows: Vec::new(),
+                    built,
+                };
             };
             let (key, desc) = (order_key(first), dir == Direction::Desc);
             if grouped {
@@ -262,7 +393,10 @@ pub(crate) fn page(
             }
         }
     };
-    rows.into_iter().skip(skip).collect()
+    Page {
+        rows: rows.into_iter().skip(skip).collect(),
+        built,
+    }
 }
 
 /// How many of the candidates a top-k with checks first selects in order,

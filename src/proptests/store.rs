@@ -95,9 +95,17 @@ pub(crate) const IPS: &[&str] = &[
 ];
 
 pub(crate) fn time() -> impl Strategy<Value = Timestamp> {
-    // Six instants over about two days: ties, and several days for the day index.
-    (0i64..6)
-        .prop_map(|s| Timestamp::from_micros(1_600_000_000_000_000 + s * 40_000_000_001).unwrap())
+    // Six instants over about two days, and one a year later: ties,
+    // several days for the day indexes, and a span between them that is
+    // mostly empty (which the day-by-day page steps through sorted).
+    (0i64..7).prop_map(|s| {
+        let offset = if s == 6 {
+            400 * 86_400_000_000
+        } else {
+            s * 40_000_000_001
+        };
+        Timestamp::from_micros(1_600_000_000_000_000 + offset).unwrap()
+    })
 }
 
 fn owned(pool: &'static [Option<&'static str>]) -> impl Strategy<Value = Option<String>> {

@@ -10,8 +10,9 @@ use std::sync::LazyLock;
 use memchr::memmem;
 use roaring::RoaringBitmap;
 
+use super::field::{TimeColumn, NULL_TIME};
 use super::{BitmapKey, OrderKey, RowView, Store, TextField};
-use crate::index::{day_of, AscendingRows, DAY_MICROS};
+use crate::index::{day_of, AscendingRows, DayIndex, DAY_MICROS};
 use crate::record::MemberStatus;
 
 /// The values of a text field that contain a pattern.
@@ -284,80 +285,81 @@ impl Store {
         }
     }
 
-    /// The number of days of the day index (days holding live rows).
-    pub(crate) fn days_held(&self) -> usize {
-        self.idx.derived.created_at.len()
+    /// The day index of an ordered key and the column it is derived from:
+    /// the three timestamps a list sorts by have one.
+    fn day_index(&self, key: OrderKey) -> Option<(&DayIndex, &TimeColumn)> {
+        let (i, c) = (&self.idx.derived, &self.cols);
+        match key {
+            OrderKey::CreatedAt => Some((&i.created_at, &c.created_at)),
+            OrderKey::UpdatedAt => Some((&i.updated_at, &c.updated_at)),
+            OrderKey::ProtectedAt => Some((&i.protected_at, &c.protected_at)),
+            _ => None,
+        }
     }
 
-    /// The first `need` rows of `candidates` that `accept` takes, in
-    /// (`created_at`, `id`) order, descending when `desc`: the days of the
-    /// day index from the newest (oldest) on, starting at `from`'s day when
-    /// given, each day's candidates taken and sorted, until `need` are
-    /// found. Days partition that order (every row of a day comes before
-    /// every row of a later one), so only the days a page reaches are
-    /// touched: for `need` rows among `p` candidates spread over `d` days,
-    /// about `need · d / p` days.
-    pub(crate) fn first_by_day(
+    /// The number of days holding live rows in `key`'s day index (0 for a
+    /// key without one).
+    pub(crate) fn days_held(&self, key: OrderKey) -> usize {
+        self.day_index(key).map_or(0, |(index, _)| index.len())
+    }
+
+    /// The days of `key`'s day index (UTC days of its timestamp; a null
+    /// `protected_at` in a day of its own before every other) with their
+    /// rows, in the order of a walk of `key`'s ordered index (newest first
+    /// when `desc`), from `from`'s day on when given (the marker); `None`
+    /// for a key without a day index. Days partition that order: every row
+    /// of a day comes before every row of the next, and rows of equal key
+    /// share a day, so a page is the concatenation of its days' first
+    /// rows and only the days it reaches are touched.
+    pub(crate) fn days_in_order(
         &self,
-        candidates: &RoaringBitmap,
-        need: usize,
+        key: OrderKey,
         desc: bool,
         from: Option<u32>,
-        mut accept: impl FnMut(u32) -> bool,
-    ) -> Vec<u32> {
-        let index = &self.idx.derived.created_at;
-        let seq = self.idx.order(OrderKey::CreatedAt);
-        let day_at = |row: Option<&u32>| row.map(|&r| day_of(self.created_at_of(r)));
-        let (Some(oldest), Some(newest)) = (
-            day_at(seq.iter().next()),
-            day_at(seq.iter_rev_before(seq.end()).next()),
-        ) else {
-            return Vec::new();
-        };
-        let start = from.map(|m| day_of(self.created_at_of(m)));
-        // Days in the page's order: stepped through where they are dense,
-        // sorted where the span between the oldest and newest is mostly
-        // empty.
-        let span = u64::try_from(newest - oldest).unwrap_or(u64::MAX);
-        let days: Box<dyn Iterator<Item = i64>> = if span <= 2 * index.len() as u64 {
-            let (lo, hi) = match (start, desc) {
-                (Some(d), true) => (oldest, d.min(newest)),
-                (Some(d), false) => (d.max(oldest), newest),
-                (None, _) => (oldest, newest),
-            };
-            if desc {
-                Box::new((lo..=hi).rev())
-            } else {
-                Box::new(lo..=hi)
+    ) -> Option<impl Iterator<Item = (i64, &RoaringBitmap)> + '_> {
+        let (index, column) = self.day_index(key)?;
+        let seq = self.idx.order(key);
+        let day_at = |row: &u32| day_of(column.micros(*row as usize));
+        let null_day = day_of(NULL_TIME);
+        // The span of the dated rows (after the nulls, which come first).
+        let dated = seq.upper_bound(|&e| column.micros(e as usize).cmp(&NULL_TIME));
+        let oldest = seq.iter_from(dated).next().map(day_at);
+        let newest = seq.iter_rev_before(seq.end()).next().map(day_at);
+        let start = from.map(|m| day_at(&m));
+        let after_start = move |d: i64| start.is_none_or(|s| if desc { d <= s } else { d >= s });
+        // Dated days stepped through where they are dense, sorted where
+        // the span between the oldest and the newest is mostly empty.
+        let dated_days: Box<dyn Iterator<Item = i64>> = match (oldest, newest) {
+            (Some(oldest), Some(newest)) if oldest <= newest => {
+                let span = u64::try_from(newest - oldest).unwrap_or(u64::MAX);
+                if span <= 2 * index.len() as u64 {
+                    if desc {
+                        Box::new((oldest..=newest).rev().filter(move |&d| after_start(d)))
+                    } else {
+                        Box::new((oldest..=newest).filter(move |&d| after_start(d)))
+                    }
+                } else {
+                    let mut held: Vec<i64> = index
+                        .iter()
+                        .map(|(d, _)| d)
+                        .filter(|&d| d != null_day && after_start(d))
+                        .collect();
+                    held.sort_unstable();
+                    if desc {
+                        held.reverse();
+                    }
+                    Box::new(held.into_iter())
+                }
             }
+            _ => Box::new(std::iter::empty()),
+        };
+        let nulls = std::iter::once(null_day).filter(move |&d| after_start(d));
+        let days: Box<dyn Iterator<Item = i64>> = if desc {
+            Box::new(dated_days.filter(move |&d| d != null_day).chain(nulls))
         } else {
-            let mut held: Vec<i64> = index
-                .iter()
-                .map(|(d, _)| d)
-                .filter(|&d| start.is_none_or(|s| if desc { d <= s } else { d >= s }))
-                .collect();
-            held.sort_unstable();
-            if desc {
-                held.reverse();
-            }
-            Box::new(held.into_iter())
+            Box::new(nulls.chain(dated_days.filter(move |&d| d != null_day)))
         };
-        let mut out = Vec::with_capacity(need);
-        for day in days {
-            let Some(rows) = index.get(day) else {
-                continue;
-            };
-            if rows.is_disjoint(candidates) {
-                continue;
-            }
-            let taken: Vec<u32> = (rows & candidates).iter().filter(|&r| accept(r)).collect();
-            let want = need - out.len();
-            out.extend(self.first_in_order(OrderKey::CreatedAt, taken, want, desc));
-            if out.len() >= need {
-                break;
-            }
-        }
-        out
+        Some(days.filter_map(move |d| index.get(d).map(|rows| (d, rows))))
     }
 
     /// Whether `key`'s rows can be keyed by integers for the cost of a page

@@ -1,5 +1,5 @@
 //! Derived indexes: one per field that needs more than a bitmap or an
-//! ordered index (the days of `created_at`, the addresses in
+//! ordered index (the days of the three timestamps a list sorts by, the addresses in
 //! `backup_data`, the v1 keys in `extend_info`, the sharing of `members`),
 //! kept in step with their column through one trait. The field table names
 //! each (`index I`); `internal_validate` rebuilds each from its column and
@@ -8,7 +8,9 @@
 use roaring::RoaringBitmap;
 use serde_json::{Map, Value};
 
-use super::field::{FieldColumn, JsonColumn, MembersColumn, MembersOf, RawJson, TimeColumn};
+use super::field::{
+    FieldColumn, JsonColumn, MembersColumn, MembersOf, RawJson, TimeColumn, NULL_TIME,
+};
 use crate::batch::CheckValue;
 use crate::index::{day_of, AscendingRows, DayIndex, ExtendOverlap, IpIndex, SharingIndex};
 use crate::record::{ip_addresses, v1_keys_overlap, Member};
@@ -89,6 +91,34 @@ impl RowIndex<Timestamp, TimeColumn> for DayIndex {
                 .push(row);
         }
         DayIndex::from_days(days.into_iter().map(|(day, rows)| (day, rows.finish())))
+    }
+    fn heap_bytes(&self) -> usize {
+        DayIndex::heap_bytes(self)
+    }
+}
+
+/// `protected_at`: a null is kept in the day of [`NULL_TIME`], before
+/// every other day, as null sorts before every timestamp.
+impl RowIndex<Option<Timestamp>, TimeColumn> for DayIndex {
+    fn insert(&mut self, row: u32, _: &Option<Timestamp>, at: Option<Timestamp>) {
+        DayIndex::insert(
+            self,
+            day_of(at.map_or(NULL_TIME, Timestamp::as_micros)),
+            row,
+        );
+    }
+    fn remove(&mut self, row: u32, at: Option<Timestamp>) {
+        DayIndex::remove(
+            self,
+            day_of(at.map_or(NULL_TIME, Timestamp::as_micros)),
+            row,
+        );
+    }
+    fn same(&self, other: &DayIndex) -> bool {
+        self == other
+    }
+    fn build(column: &TimeColumn, live: &RoaringBitmap) -> DayIndex {
+        <DayIndex as RowIndex<Timestamp, TimeColumn>>::build(column, live)
     }
     fn heap_bytes(&self) -> usize {
         DayIndex::heap_bytes(self)

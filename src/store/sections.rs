@@ -17,7 +17,7 @@ use crate::index::RowBound;
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"BDXSNAP\0";
 
 /// The format version this build writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 2;
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 /// The longest caller position a snapshot keeps.
 pub const MAX_POSITION_BYTES: usize = 4096;

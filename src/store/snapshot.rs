@@ -3,11 +3,11 @@
 //! parses and inserts nothing, plus a position of the caller's (a
 //! replication LSN, say) handed back on reading.
 //!
-//! # Format (version 1)
+//! # Format (version 3)
 //!
 //! ```text
 //! magic    8 bytes  "BDXSNAP\0"
-//! version  u32 LE   1
+//! version  u32 LE   3
 //! section* name_len u8, name (ASCII), payload_len u64 LE, payload,
 //!          crc32 u32 LE of everything from name_len to the payload's end
 //! ```
