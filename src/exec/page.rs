@@ -25,9 +25,12 @@
 //!   days, each an intersection and a small sort: a page of a broad filter
 //!   touches a few days, not every candidate, at any store size.
 //!
-//! The planner picks the walk when it expects to visit fewer rows than
-//! there are candidates, and never for a first key with few distinct values
-//! (`status`), whose groups would be most of the store.
+//! With the candidates built, the planner picks the walk when it expects
+//! to visit fewer rows than there are candidates (never for a first key
+//! with few distinct values, `status`, whose groups would be most of the
+//! store), else day by day when the days reached cost less than keying
+//! every candidate, else top-k. Over large sets it compares a rough cost
+//! of each path ([`Costs`]) before building anything.
 //!
 //! Candidates are built as a bitmap (the intersection of the plan's sets)
 //! only when that is cheap (the smallest set is small) or for top-k. A walk
