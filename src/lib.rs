@@ -68,11 +68,15 @@ mod query;
 pub mod quote;
 mod record;
 mod schema;
+mod shards;
 mod store;
 pub mod synth;
 mod timestamp;
 
-pub use api::{parse_request, Response};
+pub use api::{
+    answer_from, merge, parse_request, route, vshard_of, Partial, Position, Response, Route,
+    VSHARDS,
+};
 pub use batch::{ids_from_json, records_from_json, records_from_value, MAX_OPAQUE_DEPTH};
 pub use engine::Engine;
 pub use error::ChangeError;
@@ -82,6 +86,7 @@ pub use query::{
     SortKey, DEFAULT_MAX_LIMIT,
 };
 pub use record::{ImageType, Member, MemberStatus, Record, RecordError, Status, MAX_ID_BYTES};
+pub use shards::Shards;
 pub use store::{
     LoadError, MemoryUsage, ReadError, ReadStore, Restored, SnapshotError, Store, StoreBuilder,
     MAX_POSITION_BYTES, MAX_RECORDS, SNAPSHOT_MAGIC, SNAPSHOT_VERSION,

@@ -64,9 +64,18 @@ fn oracle_protocol_answers_every_line_in_order() {
         json!({"op": "request", "path": "/v1/p1/checkpoint_items/count", "scope": scope}).to_string(),
     ];
     let input = lines.join("\n") + "\n";
-    for flags in [&[][..], &["--naive"][..]] {
+    let plain = text(&backdex(&["oracle"], Some(&input)).stdout);
+    for flags in [
+        &[][..],
+        &["--naive"][..],
+        &["--shards", "1"][..],
+        &["--shards", "3"][..],
+    ] {
         let out = backdex(&[&["oracle"], flags].concat(), Some(&input));
         assert!(out.status.success(), "{}", text(&out.stderr));
+        if flags.first() == Some(&"--shards") {
+            assert_eq!(text(&out.stdout), plain, "{flags:?}: byte for byte");
+        }
         let replies: Vec<Value> = text(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).expect("a JSON line"))

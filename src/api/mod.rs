@@ -8,6 +8,9 @@
 mod error;
 mod parse;
 mod render;
+mod shard;
+
+pub use shard::{answer_from, merge, route, vshard_of, Partial, Position, Route, VSHARDS};
 
 use crate::exec::{self, PagePolicy};
 use crate::plan::Plan;

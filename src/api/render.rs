@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use crate::query::QueryError;
+use crate::query::{Api, QueryError};
 use crate::record::{ImageType, Status};
 use crate::schema::{rendered, rendered_len, Field, FIELD_COUNT, V1_EXTEND_INFO};
 use crate::store::{push_uuid, IdText, RawJson, RowView};
@@ -309,12 +309,16 @@ fn backup_resp(out: &mut String, item: &Item<'_>) {
 }
 
 /// `{"KEY":[item,...]` (the caller closes the object).
-fn items(key: &str, page: &[Item<'_>], item: fn(&mut String, &Item<'_>)) -> String {
+fn items<T>(
+    key: &str,
+    page: impl ExactSizeIterator<Item = T>,
+    mut item: impl FnMut(&mut String, T),
+) -> String {
     // Room for the page up front (about 1 KB an item), rather than growing
     // and copying the body as it is written.
     let mut out = String::with_capacity(64 + 1024 * page.len());
     let _ = write!(out, "{{\"{key}\":[");
-    for (i, v) in page.iter().enumerate() {
+    for (i, v) in page.enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -326,14 +330,38 @@ fn items(key: &str, page: &[Item<'_>], item: fn(&mut String, &Item<'_>)) -> Stri
 
 /// `{"checkpoint_items": [...]}`.
 pub(crate) fn v1_list(page: &[Item<'_>]) -> String {
-    let mut out = items("checkpoint_items", page, checkpoint_item);
+    let mut out = items("checkpoint_items", page.iter(), checkpoint_item);
     out.push('}');
     out
 }
 
 /// `{"backups": [...], "count": N}`.
 pub(crate) fn v3_list(page: &[Item<'_>], count: u64) -> String {
-    let mut out = items("backups", page, backup_resp);
+    let mut out = items("backups", page.iter(), backup_resp);
+    let _ = write!(out, ",\"count\":{count}}}");
+    out
+}
+
+/// One list entry alone, as [`v1_list`] or [`v3_list`] writes it.
+pub(crate) fn entry(api: Api, item: &Item<'_>) -> String {
+    let mut out = String::with_capacity(1024);
+    match api {
+        Api::V3List => backup_resp(&mut out, item),
+        _ => checkpoint_item(&mut out, item),
+    }
+    out
+}
+
+/// [`v1_list`] of entries written by [`entry`].
+pub(crate) fn v1_list_of(page: &[&str]) -> String {
+    let mut out = items("checkpoint_items", page.iter(), |o, e| o.push_str(e));
+    out.push('}');
+    out
+}
+
+/// [`v3_list`] of entries written by [`entry`].
+pub(crate) fn v3_list_of(page: &[&str], count: u64) -> String {
+    let mut out = items("backups", page.iter(), |o, e| o.push_str(e));
     let _ = write!(out, ",\"count\":{count}}}");
     out
 }

@@ -341,7 +341,7 @@ pub(crate) fn page(
                 .as_ref()
                 .filter(|_| key == OrderKey::CreatedAt)
                 .map(|d| day_of(d.from)..=day_of(d.to));
-            let mut out = Vec::with_capacity(need);
+            let mut out = Vec::with_capacity(need.min(1024));
             let days = store.days_in_order(key, dir == Direction::Desc, marker);
             for (day, rows) in days.into_iter().flatten() {
                 if range.as_ref().is_some_and(|r| !r.contains(&day)) {

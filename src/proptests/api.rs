@@ -202,7 +202,7 @@ fn param(api: usize) -> BoxedStrategy<(String, String)> {
     prop_oneof![30 => known, 1 => unknown].boxed()
 }
 
-fn encode(params: &[(String, String)]) -> String {
+pub(super) fn encode(params: &[(String, String)]) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
     for (k, v) in params {
         s.append_pair(k, v);
@@ -367,8 +367,50 @@ fn walk_with_mixed_directions_regroups_ties() {
     assert_eq!(got, want);
 }
 
+/// The deepest offset allocates nothing by it on any page path (a page
+/// reserves room for what it can hold, not for `offset + limit`).
+#[test]
+fn the_deepest_offset_is_an_empty_page_on_every_path() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let records = records(60..61).new_tree(&mut runner).unwrap().current();
+    let (store, oracle) = load(&records);
+    let scope = Scope::project("p1");
+    for sort in [
+        "created_at:desc",
+        "updated_at:asc",
+        "protected_at:asc",
+        "name:asc",
+    ] {
+        let q = format!("sort={sort}&offset=2147483647&limit=1000");
+        let want = oracle.handle("/v1/p1/checkpoint_items", &q, &scope);
+        assert_eq!(want.body, r#"{"checkpoint_items":[]}"#);
+        for force_walk in [None, Some(true), Some(false)] {
+            for by_day in [None, Some(true)] {
+                for test_rows in [false, true] {
+                    let policy = PagePolicy {
+                        force_walk,
+                        by_day,
+                        test_rows,
+                        ..PagePolicy::default()
+                    };
+                    let got = store.handle_with_policy(
+                        "/v1/p1/checkpoint_items",
+                        &q,
+                        &scope,
+                        DEFAULT_MAX_LIMIT,
+                        &policy,
+                    );
+                    assert_eq!(got, want, "{q} {policy:?}");
+                }
+            }
+        }
+    }
+}
+
 /// A list request whose pages are followed by markers.
-fn list_request() -> impl Strategy<Value = (Scope, String, Vec<(String, String)>)> {
+pub(super) fn list_request() -> impl Strategy<Value = (Scope, String, Vec<(String, String)>)> {
     (scope(), proptest::bool::ANY).prop_flat_map(|(scope, v3)| {
         let api = if v3 { 2 } else { 0 };
         let path = if v3 {
@@ -394,7 +436,7 @@ fn list_request() -> impl Strategy<Value = (Scope, String, Vec<(String, String)>
     })
 }
 
-fn ids(response: &crate::api::Response) -> Vec<String> {
+pub(super) fn ids(response: &crate::api::Response) -> Vec<String> {
     let body = response.json();
     let items = body
         .get("backups")

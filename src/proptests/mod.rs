@@ -6,5 +6,6 @@
 mod api;
 mod append;
 mod build;
+mod shards;
 mod snapshot;
 mod store;

@@ -7,7 +7,7 @@ use std::io::{BufRead, Write};
 
 use backdex::oracle::Oracle;
 use backdex::quote::Quoted;
-use backdex::{ids_from_json, records_from_value, ChangeError, Response, Scope, Store};
+use backdex::{ids_from_json, records_from_value, ChangeError, Response, Scope, Shards, Store};
 use serde_json::{json, Value};
 
 use crate::data::split_request;
@@ -17,14 +17,20 @@ use crate::Failure;
 pub(crate) struct Args {
     /// Answer from the naive reference store (scans and sort_by) instead
     /// of backdex's indexes.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "shards")]
     naive: bool,
+    /// Answer from N stores, each record on the store of its tenant's
+    /// virtual shard, every request through partial answers and their
+    /// merge (the answers equal one store's, byte for byte).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    shards: Option<u32>,
 }
 
 /// Whichever store answers.
 enum Backend {
     Indexed(Box<Store>),
     Naive(Oracle),
+    Sharded(Shards),
 }
 
 impl Backend {
@@ -32,6 +38,7 @@ impl Backend {
         match self {
             Backend::Indexed(s) => s.upsert(records),
             Backend::Naive(o) => o.upsert(records),
+            Backend::Sharded(s) => s.upsert(records),
         }
     }
 
@@ -39,6 +46,7 @@ impl Backend {
         match self {
             Backend::Indexed(s) => s.delete(ids),
             Backend::Naive(o) => o.delete(ids),
+            Backend::Sharded(s) => s.delete(ids),
         }
     }
 
@@ -46,6 +54,7 @@ impl Backend {
         match self {
             Backend::Indexed(s) => **s = Store::new(),
             Backend::Naive(o) => *o = Oracle::new(),
+            Backend::Sharded(s) => *s = Shards::new(s.stores().len()),
         }
     }
 
@@ -53,6 +62,7 @@ impl Backend {
         match self {
             Backend::Indexed(s) => s.handle(path, query, scope),
             Backend::Naive(o) => o.handle(path, query, scope),
+            Backend::Sharded(s) => s.handle(path, query, scope),
         }
     }
 }
@@ -126,10 +136,10 @@ fn reply(backend: &mut Backend, line: &[u8]) -> Value {
 }
 
 pub(crate) fn run(args: &Args) -> Result<(), Failure> {
-    let mut backend = if args.naive {
-        Backend::Naive(Oracle::new())
-    } else {
-        Backend::Indexed(Box::default())
+    let mut backend = match (args.naive, args.shards) {
+        (true, _) => Backend::Naive(Oracle::new()),
+        (false, Some(n)) => Backend::Sharded(Shards::new(n as usize)),
+        (false, None) => Backend::Indexed(Box::default()),
     };
     let stdin = std::io::stdin();
     let mut input = stdin.lock();

@@ -1,0 +1,326 @@
+//! Answers from many stores: a request answered by each store that may
+//! hold part of it (a *partial* answer), then the partial answers merged
+//! into exactly the answer one store holding every record would give.
+//!
+//! Tenants are placed by their virtual shard, [`vshard_of`]; [`route`]
+//! says which virtual shards a request must visit. Requests about sharing
+//! across tenants (v3 `own_type=shared`/`all_granted`, `share.count` with
+//! `share_to_me=true`) and admin `all_tenants=true` requests visit every
+//! shard: sharing is answered by fanning out, so no record is kept twice.
+//!
+//! A request with a marker is answered in two steps: every visited store
+//! is asked where the marker is ([`Store::locate_marker`]: only the store
+//! holding it, and only where the caller may see it, answers), then each
+//! answers its part after that position ([`Store::partial`]). A page's
+//! part is at most `offset + limit` entries, each with its sort position;
+//! [`merge`] takes them in the list's total order (§4), then applies
+//! `offset` and `limit`. Counts, v3's `count` included, are sums.
+//!
+//! ```
+//! use backdex::{answer_from, route, vshard_of, Record, Route, Scope, Store};
+//! let batch: serde_json::Value = serde_json::from_str(r#"[
+//!   {"id": "b1", "checkpoint_id": "c1", "project_id": "p1", "name": "n", "status": "available",
+//!    "resource_id": "r1", "resource_type": "OS::Nova::Server",
+//!    "created_at": "2026-01-01T00:00:00", "updated_at": "2026-01-01T00:00:00"},
+//!   {"id": "b2", "checkpoint_id": "c2", "project_id": "p2", "name": "n", "status": "error",
+//!    "resource_id": "r2", "resource_type": "OS::Nova::Server",
+//!    "created_at": "2026-01-02T00:00:00", "updated_at": "2026-01-02T00:00:00"},
+//!   {"id": "b3", "checkpoint_id": "c3", "project_id": "p3", "name": "n", "status": "error",
+//!    "resource_id": "r3", "resource_type": "OS::Nova::Server",
+//!    "created_at": "2026-01-03T00:00:00", "updated_at": "2026-01-03T00:00:00"}
+//! ]"#).unwrap();
+//! let records: Vec<Record> = backdex::records_from_json(&batch).unwrap();
+//! // Three stores, each record on the store of its tenant's virtual shard.
+//! let mut shards = vec![Store::new(), Store::new(), Store::new()];
+//! let mut whole = Store::new();
+//! for r in &records {
+//!     let shard = vshard_of(&r.project_id) as usize % shards.len();
+//!     shards[shard].upsert(std::slice::from_ref(r)).unwrap();
+//! }
+//! whole.upsert(&records).unwrap();
+//!
+//! let admin = Scope { admin: true, ..Scope::project("p1") };
+//! let (path, query) = ("/v1/p1/checkpoint_items", "all_tenants=true&limit=2&marker=b3");
+//! assert_eq!(route(path, query, &admin), Route::Every);
+//! let all: Vec<&Store> = shards.iter().collect();
+//! let merged = answer_from(&all, path, query, &admin);
+//! assert_eq!(merged, whole.handle(path, query, &admin));
+//! ```
+
+// Input reaches this module: no indexing that could panic on it.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
+
+use std::cmp::Ordering;
+
+use super::{parse, render, Response};
+use crate::exec::{self, PagePolicy};
+use crate::plan::Plan;
+use crate::query::{Api, Direction, OwnType, Query, QueryError, Scope, SortKey, DEFAULT_MAX_LIMIT};
+use crate::record::Status;
+use crate::store::Store;
+use crate::timestamp::Timestamp;
+
+/// The number of virtual shards.
+pub const VSHARDS: u32 = 256;
+
+/// The virtual shard of a tenant: the 64-bit FNV-1a hash of the
+/// project id's UTF-8 bytes (offset basis `0xcbf29ce484222325`, prime
+/// `0x100000001b3`), modulo [`VSHARDS`]. Stable and portable: another
+/// implementation computes the same number from the same bytes.
+///
+/// ```
+/// assert_eq!(backdex::vshard_of(""), (0xcbf29ce484222325u64 % 256) as u32);
+/// ```
+pub fn vshard_of(project_id: &str) -> u32 {
+    let hash = project_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (hash % u64::from(VSHARDS)) as u32
+}
+
+/// Which virtual shards a request must visit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Only this virtual shard: the caller's own tenant. An invalid
+    /// request goes here too (any store words its error the same).
+    Shard(u32),
+    /// Every shard: admin `all_tenants=true`, and sharing across tenants
+    /// (v3 `own_type=shared` or `all_granted`, `share.count` with
+    /// `share_to_me=true`).
+    Every,
+}
+
+/// The routing rule: the shards whose stores [`Store::partial`] must be
+/// asked for a request to be answered exactly.
+pub fn route(path: &str, query: &str, scope: &Scope) -> Route {
+    let own = Route::Shard(vshard_of(&scope.project_id));
+    let Ok(q) = parse::parse(path, query, scope, DEFAULT_MAX_LIMIT) else {
+        return own;
+    };
+    let every = match q.api {
+        Api::V1List | Api::V1Count => q.all_tenants,
+        Api::V3List => q.all_tenants || q.own_type != OwnType::Private,
+        Api::ShareCount => q.share_to_me,
+    };
+    if every {
+        Route::Every
+    } else {
+        own
+    }
+}
+
+/// A record's place in every list order: the values of the six sort keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    name: String,
+    status: Status,
+    protected_at: Option<Timestamp>,
+    id: String,
+}
+
+impl Position {
+    fn of(store: &Store, row: u32) -> Position {
+        let v = store.view(row);
+        Position {
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+            name: v.name.to_owned(),
+            status: v.status,
+            protected_at: v.protected_at,
+            id: v.id.to_string(),
+        }
+    }
+
+    /// Compares by a list's total order (§4: strings by their bytes,
+    /// `status` by its name, a null `protected_at` smallest).
+    fn cmp_in(&self, other: &Position, order: &[(SortKey, Direction)]) -> Ordering {
+        for &(key, dir) in order {
+            let ord = match key {
+                SortKey::CreatedAt => self.created_at.cmp(&other.created_at),
+                SortKey::UpdatedAt => self.updated_at.cmp(&other.updated_at),
+                SortKey::Name => self.name.as_bytes().cmp(other.name.as_bytes()),
+                SortKey::Status => self.status.as_str().cmp(other.status.as_str()),
+                SortKey::ProtectedAt => self.protected_at.cmp(&other.protected_at),
+                SortKey::Id => self.id.as_bytes().cmp(other.id.as_bytes()),
+            };
+            let ord = dir.apply(ord);
+            if ord != Ordering::Equal {
+                return ord;
+            }
+        }
+        Ordering::Equal
+    }
+}
+
+/// One store's part of an answer, for [`merge`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Partial(Part);
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    /// The request is invalid (the same on every store), or its marker was
+    /// found nowhere.
+    Error(QueryError),
+    /// A count, or a list's count with its first entries after the
+    /// marker's position, in order, each rendered alone.
+    Answer { count: u64, entries: Vec<Entry> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Entry {
+    position: Position,
+    json: String,
+}
+
+impl Store {
+    /// Where the request's marker is, if this store holds it and the
+    /// caller may see it here (§4: the visible set before filters);
+    /// `None` otherwise, and for a request without a marker or an invalid
+    /// one. The position goes to every store's [`Store::partial`].
+    pub fn locate_marker(&self, path: &str, query: &str, scope: &Scope) -> Option<Position> {
+        let q = parse::parse(path, query, scope, DEFAULT_MAX_LIMIT).ok()?;
+        let marker = q.page.marker.as_deref()?;
+        let plan = Plan::new(self, scope, &q);
+        let row = self.row_of(marker).filter(|&r| plan.is_visible(r))?;
+        Some(Position::of(self, row))
+    }
+
+    /// This store's part of the answer to a request: a count, or for a
+    /// list its count and its first `offset + limit` entries after `at`
+    /// (the marker's position from [`Store::locate_marker`]; a request
+    /// with a marker and no position is the marker's 404).
+    pub fn partial(
+        &self,
+        path: &str,
+        query: &str,
+        scope: &Scope,
+        at: Option<&Position>,
+    ) -> Partial {
+        match parse::parse(path, query, scope, DEFAULT_MAX_LIMIT) {
+            Ok(q) => Partial(self.part(scope, &q, at).unwrap_or_else(Part::Error)),
+            Err(e) => Partial(Part::Error(e)),
+        }
+    }
+
+    fn part(&self, scope: &Scope, q: &Query, at: Option<&Position>) -> Result<Part, QueryError> {
+        let plan = Plan::new(self, scope, q);
+        let list = match q.api {
+            Api::V1Count | Api::ShareCount => {
+                return Ok(Part::Answer {
+                    count: plan.count(self),
+                    entries: Vec::new(),
+                })
+            }
+            Api::V1List => false,
+            Api::V3List => true,
+        };
+        let need = q.page.offset.saturating_add(q.page.limit);
+        let mut first = q.clone();
+        first.page.offset = 0;
+        first.page.limit = need;
+        let order = q.sort.effective();
+        let rows = match (&q.page.marker, at) {
+            (None, _) => exec::page_rows(self, &plan, &first, &PagePolicy::default())?,
+            (Some(marker), None) => {
+                return Err(QueryError::MarkerNotFound {
+                    marker: marker.clone(),
+                })
+            }
+            // The marker is here: the store's own paths.
+            (Some(marker), Some(_)) if self.row_of(marker).is_some_and(|r| plan.is_visible(r)) => {
+                exec::page_rows(self, &plan, &first, &PagePolicy::default())?
+            }
+            // Elsewhere: every candidate after the position, sorted.
+            (Some(_), Some(at)) => {
+                let mut after: Vec<(Position, u32)> = plan
+                    .passing(self)
+                    .iter()
+                    .map(|r| (Position::of(self, r), r))
+                    .filter(|(p, _)| p.cmp_in(at, &order) == Ordering::Greater)
+                    .collect();
+                after.sort_unstable_by(|a, b| a.0.cmp_in(&b.0, &order));
+                after.truncate(need);
+                after.into_iter().map(|(_, r)| r).collect()
+            }
+        };
+        let entries = rows
+            .iter()
+            .zip(self.items(&rows))
+            .map(|(&row, item)| Entry {
+                position: Position::of(self, row),
+                json: render::entry(q.api, &item),
+            })
+            .collect();
+        let count = if list { plan.count_rows(self) } else { 0 };
+        Ok(Part::Answer { count, entries })
+    }
+}
+
+/// The answer one store holding every record would give, from the partial
+/// answers of the stores [`route`] names (at least one), byte for byte:
+/// an error if the request is invalid (or its marker was found nowhere),
+/// counts summed, pages merged in the list's order, then `offset` and
+/// `limit` applied.
+pub fn merge(
+    path: &str,
+    query: &str,
+    scope: &Scope,
+    partials: impl IntoIterator<Item = Partial>,
+) -> Response {
+    let q = match parse::parse(path, query, scope, DEFAULT_MAX_LIMIT) {
+        Ok(q) => q,
+        Err(e) => return Response::error(&e),
+    };
+    let (mut count, mut entries, mut answered) = (0u64, Vec::new(), false);
+    for Partial(part) in partials {
+        match part {
+            Part::Error(e) => return Response::error(&e),
+            Part::Answer {
+                count: c,
+                entries: e,
+            } => {
+                count = count.saturating_add(c);
+                entries.extend(e);
+                answered = true;
+            }
+        }
+    }
+    if let (Some(marker), false) = (&q.page.marker, answered) {
+        return Response::error(&QueryError::MarkerNotFound {
+            marker: marker.clone(),
+        });
+    }
+    let order = q.sort.effective();
+    entries.sort_by(|a: &Entry, b: &Entry| a.position.cmp_in(&b.position, &order));
+    let page: Vec<&str> = entries
+        .iter()
+        .skip(q.page.offset)
+        .take(q.page.limit)
+        .map(|e| e.json.as_str())
+        .collect();
+    let body = match q.api {
+        Api::V1Count | Api::ShareCount => render::count(count),
+        Api::V1List => render::v1_list_of(&page),
+        Api::V3List => render::v3_list_of(&page, count),
+    };
+    Response { status: 200, body }
+}
+
+/// Answers a request from the stores that hold its shards: locates the
+/// marker on each, asks each for its part, merges. `shards` are the stores
+/// [`route`] names; a store holding nothing answers nothing.
+pub fn answer_from(shards: &[&Store], path: &str, query: &str, scope: &Scope) -> Response {
+    let at = shards
+        .iter()
+        .find_map(|s| s.locate_marker(path, query, scope));
+    merge(
+        path,
+        query,
+        scope,
+        shards
+            .iter()
+            .map(|s| s.partial(path, query, scope, at.as_ref())),
+    )
+}
