@@ -8,6 +8,7 @@
 use proptest::prelude::*;
 
 use super::api::{encode, ids, list_request, records, request};
+use crate::api::merge;
 use crate::query::Scope;
 use crate::record::Record;
 use crate::shards::Shards;
@@ -39,6 +40,11 @@ proptest! {
             let want = store.handle(&path, &query, &scope);
             let got = shards.handle(&path, &query, &scope);
             prop_assert_eq!(&got, &want, "{} ? {} as {:?} on {} shards", path, query, scope, n);
+            // Partials and merge even where one store would answer alone.
+            let every: Vec<&Store> = shards.stores().iter().collect();
+            let at = every.iter().find_map(|s| s.locate_marker(&path, &query, &scope));
+            let merged = merge(&path, &query, &scope, every.iter().map(|s| s.partial(&path, &query, &scope, at.as_ref())));
+            prop_assert_eq!(&merged, &want, "merged from all {} stores", n);
         }
     }
 
