@@ -48,8 +48,8 @@ pub(crate) struct PagePolicy {
     /// starts from the smallest selection); `Some(false)`: it checks every
     /// candidate first.
     pub(crate) defer_checks: Option<bool>,
-    /// `Some(true)`: a top-k in `created_at` order always goes day by day;
-    /// `Some(false)`: never.
+    /// `Some(true)`: a page whose first key is a timestamp goes day by day
+    /// (unless a walk is forced); `Some(false)`: never.
     pub(crate) by_day: Option<bool>,
 }
 
