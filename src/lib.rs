@@ -74,8 +74,7 @@ pub mod synth;
 mod timestamp;
 
 pub use api::{
-    answer_from, merge, parse_request, route, vshard_of, Partial, Position, Response, Route,
-    VSHARDS,
+    answer_from, merge, parse_request, route, vshard_of, Partial, Response, Route, VSHARDS,
 };
 pub use batch::{ids_from_json, records_from_json, records_from_value, MAX_OPAQUE_DEPTH};
 pub use engine::Engine;
@@ -88,8 +87,8 @@ pub use query::{
 pub use record::{ImageType, Member, MemberStatus, Record, RecordError, Status, MAX_ID_BYTES};
 pub use shards::Shards;
 pub use store::{
-    LoadError, MemoryUsage, ReadError, ReadStore, Restored, SnapshotError, Store, StoreBuilder,
-    MAX_POSITION_BYTES, MAX_RECORDS, SNAPSHOT_MAGIC, SNAPSHOT_VERSION,
+    LoadError, MemoryUsage, Position, ReadError, ReadStore, Restored, SnapshotError, Store,
+    StoreBuilder, MAX_POSITION_BYTES, MAX_RECORDS, SNAPSHOT_MAGIC, SNAPSHOT_VERSION,
 };
 pub use timestamp::{Timestamp, TimestampError};
 

@@ -56,9 +56,7 @@ use super::{parse, render, Response};
 use crate::exec::{self, PagePolicy};
 use crate::plan::Plan;
 use crate::query::{Api, Direction, OwnType, Query, QueryError, Scope, SortKey, DEFAULT_MAX_LIMIT};
-use crate::record::Status;
-use crate::store::Store;
-use crate::timestamp::Timestamp;
+use crate::store::{Position, Store};
 
 /// The number of virtual shards.
 pub const VSHARDS: u32 = 256;
@@ -109,30 +107,7 @@ pub fn route(path: &str, query: &str, scope: &Scope) -> Route {
     }
 }
 
-/// A record's place in every list order: the values of the six sort keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Position {
-    created_at: Timestamp,
-    updated_at: Timestamp,
-    name: String,
-    status: Status,
-    protected_at: Option<Timestamp>,
-    id: String,
-}
-
 impl Position {
-    fn of(store: &Store, row: u32) -> Position {
-        let v = store.view(row);
-        Position {
-            created_at: v.created_at,
-            updated_at: v.updated_at,
-            name: v.name.to_owned(),
-            status: v.status,
-            protected_at: v.protected_at,
-            id: v.id.to_string(),
-        }
-    }
-
     /// Compares by a list's total order (§4: strings by their bytes,
     /// `status` by its name, a null `protected_at` smallest).
     fn cmp_in(&self, other: &Position, order: &[(SortKey, Direction)]) -> Ordering {
@@ -181,10 +156,14 @@ impl Store {
     /// one. The position goes to every store's [`Store::partial`].
     pub fn locate_marker(&self, path: &str, query: &str, scope: &Scope) -> Option<Position> {
         let q = parse::parse(path, query, scope, DEFAULT_MAX_LIMIT).ok()?;
+        self.locate(scope, &q)
+    }
+
+    fn locate(&self, scope: &Scope, q: &Query) -> Option<Position> {
         let marker = q.page.marker.as_deref()?;
-        let plan = Plan::new(self, scope, &q);
+        let plan = Plan::new(self, scope, q);
         let row = self.row_of(marker).filter(|&r| plan.is_visible(r))?;
-        Some(Position::of(self, row))
+        Some(self.position(row))
     }
 
     /// This store's part of the answer to a request: a count, or for a
@@ -198,64 +177,62 @@ impl Store {
         scope: &Scope,
         at: Option<&Position>,
     ) -> Partial {
-        match parse::parse(path, query, scope, DEFAULT_MAX_LIMIT) {
-            Ok(q) => Partial(self.part(scope, &q, at).unwrap_or_else(Part::Error)),
-            Err(e) => Partial(Part::Error(e)),
-        }
+        let part = parse::parse(path, query, scope, DEFAULT_MAX_LIMIT).and_then(|q| {
+            let (count, rows) = self.part_rows(scope, &q, at)?;
+            let entries = rows
+                .iter()
+                .zip(self.items(&rows))
+                .map(|(&row, item)| Entry {
+                    position: self.position(row),
+                    json: render::entry(q.api, &item),
+                })
+                .collect();
+            Ok(Part::Answer { count, entries })
+        });
+        Partial(part.unwrap_or_else(Part::Error))
     }
 
-    fn part(&self, scope: &Scope, q: &Query, at: Option<&Position>) -> Result<Part, QueryError> {
+    /// The unrendered part: the count (a list's only for v3) and the
+    /// rows of the first `offset + limit` entries after `at`, in order,
+    /// found by this store's own access paths from that position.
+    fn part_rows(
+        &self,
+        scope: &Scope,
+        q: &Query,
+        at: Option<&Position>,
+    ) -> Result<(u64, Vec<u32>), QueryError> {
         let plan = Plan::new(self, scope, q);
-        let list = match q.api {
-            Api::V1Count | Api::ShareCount => {
-                return Ok(Part::Answer {
-                    count: plan.count(self),
-                    entries: Vec::new(),
-                })
-            }
-            Api::V1List => false,
-            Api::V3List => true,
-        };
-        let need = q.page.offset.saturating_add(q.page.limit);
+        if matches!(q.api, Api::V1Count | Api::ShareCount) {
+            return Ok((plan.count(self), Vec::new()));
+        }
+        if let (Some(marker), None) = (&q.page.marker, at) {
+            return Err(QueryError::MarkerNotFound {
+                marker: marker.clone(),
+            });
+        }
         let mut first = q.clone();
         first.page.offset = 0;
-        first.page.limit = need;
-        let order = q.sort.effective();
-        let rows = match (&q.page.marker, at) {
-            (None, _) => exec::page_rows(self, &plan, &first, &PagePolicy::default())?,
-            (Some(marker), None) => {
-                return Err(QueryError::MarkerNotFound {
-                    marker: marker.clone(),
-                })
-            }
-            // The marker is here: the store's own paths.
-            (Some(marker), Some(_)) if self.row_of(marker).is_some_and(|r| plan.is_visible(r)) => {
-                exec::page_rows(self, &plan, &first, &PagePolicy::default())?
-            }
-            // Elsewhere: every candidate after the position, sorted.
-            (Some(_), Some(at)) => {
-                let mut after: Vec<(Position, u32)> = plan
-                    .passing(self)
-                    .iter()
-                    .map(|r| (Position::of(self, r), r))
-                    .filter(|(p, _)| p.cmp_in(at, &order) == Ordering::Greater)
-                    .collect();
-                after.sort_unstable_by(|a, b| a.0.cmp_in(&b.0, &order));
-                after.truncate(need);
-                after.into_iter().map(|(_, r)| r).collect()
-            }
-        };
-        let entries = rows
-            .iter()
-            .zip(self.items(&rows))
-            .map(|(&row, item)| Entry {
-                position: Position::of(self, row),
-                json: render::entry(q.api, &item),
-            })
-            .collect();
-        let count = if list { plan.count_rows(self) } else { 0 };
-        Ok(Part::Answer { count, entries })
+        first.page.limit = q.page.offset.saturating_add(q.page.limit);
+        let policy = PagePolicy::default();
+        Ok(if q.api == Api::V3List {
+            let (rows, count) = exec::page_after_and_count(self, &plan, &first, at, &policy);
+            (count, rows)
+        } else {
+            (0, exec::page_after(self, &plan, &first, at, &policy))
+        })
     }
+}
+
+/// The entries of the merged page, out of every store's first entries:
+/// in the list's total order, after `offset`, at most `limit`.
+/// Each store's entries come in order: the sort is a merge of runs.
+fn select<E>(mut entries: Vec<E>, cmp: impl Fn(&E, &E) -> Ordering, q: &Query) -> Vec<E> {
+    entries.sort_by(cmp);
+    entries
+        .into_iter()
+        .skip(q.page.offset)
+        .take(q.page.limit)
+        .collect()
 }
 
 /// The answer one store holding every record would give, from the partial
@@ -293,13 +270,12 @@ pub fn merge(
         });
     }
     let order = q.sort.effective();
-    entries.sort_by(|a: &Entry, b: &Entry| a.position.cmp_in(&b.position, &order));
-    let page: Vec<&str> = entries
-        .iter()
-        .skip(q.page.offset)
-        .take(q.page.limit)
-        .map(|e| e.json.as_str())
-        .collect();
+    let page = select(
+        entries,
+        |a: &Entry, b: &Entry| a.position.cmp_in(&b.position, &order),
+        &q,
+    );
+    let page: Vec<&str> = page.iter().map(|e| e.json.as_str()).collect();
     let body = match q.api {
         Api::V1Count | Api::ShareCount => render::count(count),
         Api::V1List => render::v1_list_of(&page),
@@ -308,25 +284,55 @@ pub fn merge(
     Response { status: 200, body }
 }
 
-/// Answers a request from the stores that hold its shards: locates the
-/// marker on each, asks each for its part, merges (a single store answers
-/// by itself). `shards` are the stores
-/// [`route`] names; a store holding nothing answers nothing.
+/// Answers a request from the stores that hold its shards, as [`merge`]
+/// would from their [`Store::partial`]s (a single store answers by
+/// itself). `shards` are the stores [`route`] names; a store holding
+/// nothing answers nothing. In one process the stores' parts stay
+/// unrendered: only the entries the merged page keeps are rendered.
 pub fn answer_from(shards: &[&Store], path: &str, query: &str, scope: &Scope) -> Response {
     // One store holds all the request can see: its own answer is the
     // merged one (the property tests hold both paths to it).
     if let [only] = shards {
         return only.handle(path, query, scope);
     }
-    let at = shards
-        .iter()
-        .find_map(|s| s.locate_marker(path, query, scope));
-    merge(
-        path,
-        query,
-        scope,
-        shards
-            .iter()
-            .map(|s| s.partial(path, query, scope, at.as_ref())),
-    )
+    let q = match parse::parse(path, query, scope, DEFAULT_MAX_LIMIT) {
+        Ok(q) => q,
+        Err(e) => return Response::error(&e),
+    };
+    let at = shards.iter().find_map(|s| s.locate(scope, &q));
+    let (mut count, mut entries) = (0u64, Vec::<(&Store, u32)>::new());
+    for &store in shards {
+        match store.part_rows(scope, &q, at.as_ref()) {
+            Err(e) => return Response::error(&e),
+            Ok((c, rows)) => {
+                count = count.saturating_add(c);
+                entries.extend(rows.into_iter().map(|row| (store, row)));
+            }
+        }
+    }
+    if let (Some(marker), []) = (&q.page.marker, shards) {
+        return Response::error(&QueryError::MarkerNotFound {
+            marker: marker.clone(),
+        });
+    }
+    let order = q.sort.effective();
+    let cmp = |&(a, ra): &(&Store, u32), &(b, rb): &(&Store, u32)| {
+        for &(key, dir) in &order {
+            let ord = dir.apply(a.cmp_key_across(exec::order_key(key), ra, b, rb));
+            if ord != Ordering::Equal {
+                return ord;
+            }
+        }
+        Ordering::Equal
+    };
+    let page: Vec<render::Item<'_>> = select(entries, cmp, &q)
+        .into_iter()
+        .map(|(store, row)| store.item(row))
+        .collect();
+    let body = match q.api {
+        Api::V1Count | Api::ShareCount => render::count(count),
+        Api::V1List => render::v1_list(&page),
+        Api::V3List => render::v3_list(&page, count),
+    };
+    Response { status: 200, body }
 }

@@ -6,13 +6,14 @@
 
 mod explain;
 mod page;
+pub(crate) use page::order_key;
 
 pub use explain::Explain;
 
 use crate::plan::{Plan, SubstringPolicy};
 use crate::query::{validate, Query, QueryError, Scope};
 use crate::record::Record;
-use crate::store::{BitmapKey, Store};
+use crate::store::{BitmapKey, Position, Store};
 
 /// Why executing a query failed: what only the data can tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,15 +89,19 @@ impl FacetField {
     }
 }
 
-/// The marker's row, if it names a record in the visible set.
-fn resolve_marker(store: &Store, plan: &Plan<'_>, q: &Query) -> Result<Option<u32>, ExecError> {
+/// The marker's position, if it names a record in the visible set.
+fn resolve_marker(
+    store: &Store,
+    plan: &Plan<'_>,
+    q: &Query,
+) -> Result<Option<Position>, ExecError> {
     let Some(marker) = &q.page.marker else {
         return Ok(None);
     };
     store
         .row_of(marker)
         .filter(|&row| plan.is_visible(row))
-        .map(Some)
+        .map(|row| Some(store.position(row)))
         .ok_or_else(|| ExecError::MarkerNotFound {
             marker: marker.clone(),
         })
@@ -110,12 +115,11 @@ pub(crate) fn page_rows(
     policy: &PagePolicy,
 ) -> Result<Vec<u32>, ExecError> {
     let marker = resolve_marker(store, plan, q)?;
-    Ok(page::page(store, plan, q, marker, policy).rows)
+    Ok(page_after(store, plan, q, marker.as_ref(), policy))
 }
 
 /// The rows of a list query's page, in order, and the number of records
-/// the query matches (v3's `count`): the page's candidates where it built
-/// them and nothing is checked row by row, else counted.
+/// the query matches (v3's `count`).
 pub(crate) fn page_and_count(
     store: &Store,
     plan: &Plan<'_>,
@@ -123,12 +127,44 @@ pub(crate) fn page_and_count(
     policy: &PagePolicy,
 ) -> Result<(Vec<u32>, u64), ExecError> {
     let marker = resolve_marker(store, plan, q)?;
-    let page = page::page(store, plan, q, marker, policy);
+    Ok(page_after_and_count(
+        store,
+        plan,
+        q,
+        marker.as_ref(),
+        policy,
+    ))
+}
+
+/// The rows of a list query's page after a position (`None`: from the
+/// start), in order; the query's own marker is not looked at. The
+/// position may come from another store: a marker resolved where it is.
+pub(crate) fn page_after(
+    store: &Store,
+    plan: &Plan<'_>,
+    q: &Query,
+    after: Option<&Position>,
+    policy: &PagePolicy,
+) -> Vec<u32> {
+    page::page(store, plan, q, after, policy).rows
+}
+
+/// [`page_after`], and the number of records the query matches: the
+/// page's candidates where it built them and nothing is checked row by
+/// row, else counted.
+pub(crate) fn page_after_and_count(
+    store: &Store,
+    plan: &Plan<'_>,
+    q: &Query,
+    after: Option<&Position>,
+    policy: &PagePolicy,
+) -> (Vec<u32>, u64) {
+    let page = page::page(store, plan, q, after, policy);
     let count = match page.built {
         Some(built) if plan.is_index_only() => built,
         _ => plan.count_rows(store),
     };
-    Ok((page.rows, count))
+    (page.rows, count)
 }
 
 impl Store {

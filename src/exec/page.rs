@@ -50,7 +50,7 @@ use super::PagePolicy;
 use crate::index::day_of;
 use crate::plan::{passes, Plan};
 use crate::query::{Direction, Query, SortKey};
-use crate::store::{OrderKey, Store};
+use crate::store::{OrderKey, Position, Store};
 
 /// The ordered index that serves a sort key.
 pub(crate) fn order_key(key: SortKey) -> OrderKey {
@@ -70,6 +70,22 @@ pub(crate) fn order_key(key: SortKey) -> OrderKey {
 fn cmp_order(store: &Store, order: &[(SortKey, Direction)], a: u32, b: u32) -> Ordering {
     for &(key, dir) in order {
         let ord = dir.apply(store.cmp_key(order_key(key), a, b));
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    Ordering::Equal
+}
+
+/// Compares a row with a position (the marker's) by a list order.
+fn cmp_order_at(
+    store: &Store,
+    order: &[(SortKey, Direction)],
+    row: u32,
+    at: &Position,
+) -> Ordering {
+    for &(key, dir) in order {
+        let ord = dir.apply(store.cmp_key_at(order_key(key), row, at));
         if ord != Ordering::Equal {
             return ord;
         }
@@ -298,14 +314,15 @@ pub(crate) fn page(
     store: &Store,
     plan: &Plan<'_>,
     q: &Query,
-    marker: Option<u32>,
+    marker: Option<&Position>,
     policy: &PagePolicy,
 ) -> Page {
     let order = q.sort.effective();
     let (skip, take) = (q.page.offset, q.page.limit);
     let need = skip.saturating_add(take);
-    let after_marker =
-        |row: u32| marker.is_none_or(|m| cmp_order(store, &order, row, m) == Ordering::Greater);
+    let after_marker = |row: u32| {
+        marker.is_none_or(|at| cmp_order_at(store, &order, row, at) == Ordering::Greater)
+    };
     let page_plan = plan_page(store, plan, &order, need as u64, policy);
     let built = match &page_plan {
         PagePlan::TopK { .. }
@@ -492,13 +509,13 @@ fn walk_groups(
     order: &[(SortKey, Direction)],
     key: OrderKey,
     desc: bool,
-    marker: Option<u32>,
+    marker: Option<&Position>,
     need: usize,
     accept: impl Fn(u32) -> bool,
     after_marker: impl Fn(u32) -> bool,
 ) -> Vec<u32> {
     let walk = match marker {
-        Some(m) => store.walk_from_group(key, desc, m),
+        Some(at) => store.walk_from_group(key, desc, at),
         None => store.walk(key, desc, None),
     };
     let mut out = Vec::new();

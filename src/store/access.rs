@@ -11,7 +11,7 @@ use memchr::memmem;
 use roaring::RoaringBitmap;
 
 use super::field::{TimeColumn, NULL_TIME};
-use super::{BitmapKey, OrderKey, RowView, Store, TextField};
+use super::{BitmapKey, OrderKey, Position, RowView, Store, TextField};
 use crate::index::{day_of, AscendingRows, DayIndex, DAY_MICROS};
 use crate::record::MemberStatus;
 
@@ -262,24 +262,25 @@ impl Store {
 
     /// The live rows in the order of `key` then `created_at` then `id`, all
     /// ascending, or all descending when `desc`; starting strictly after
-    /// the live row `after` when given (the marker).
+    /// the position `after` when given (the marker's, from this store or
+    /// another).
     pub(crate) fn walk(
         &self,
         key: OrderKey,
         desc: bool,
-        after: Option<u32>,
+        after: Option<&Position>,
     ) -> Box<dyn Iterator<Item = u32> + '_> {
         let seq = self.idx.order(key);
         let c = &self.cols;
         match (desc, after) {
             (false, None) => Box::new(seq.iter().copied()),
             (true, None) => Box::new(seq.iter_rev_before(seq.end()).copied()),
-            (false, Some(m)) => Box::new(
-                seq.iter_from(seq.upper_bound(|&e| c.cmp_rows(key, e, m)))
+            (false, Some(at)) => Box::new(
+                seq.iter_from(seq.upper_bound(|&e| c.cmp_rows_at(key, e as usize, at)))
                     .copied(),
             ),
-            (true, Some(m)) => Box::new(
-                seq.iter_rev_before(seq.lower_bound(|&e| c.cmp_rows(key, e, m)))
+            (true, Some(at)) => Box::new(
+                seq.iter_rev_before(seq.lower_bound(|&e| c.cmp_rows_at(key, e as usize, at)))
                     .copied(),
             ),
         }
@@ -306,7 +307,7 @@ impl Store {
     /// The days of `key`'s day index (UTC days of its timestamp; a null
     /// `protected_at` in a day of its own before every other) with their
     /// rows, in the order of a walk of `key`'s ordered index (newest first
-    /// when `desc`), from `from`'s day on when given (the marker); `None`
+    /// when `desc`), from `from`'s day on when given (the marker's); `None`
     /// for a key without a day index. Days partition that order: every row
     /// of a day comes before every row of the next, and rows of equal key
     /// share a day, so a page is the concatenation of its days' first
@@ -315,7 +316,7 @@ impl Store {
         &self,
         key: OrderKey,
         desc: bool,
-        from: Option<u32>,
+        from: Option<&Position>,
     ) -> Option<impl Iterator<Item = (i64, &RoaringBitmap)> + '_> {
         let (index, column) = self.day_index(key)?;
         let seq = self.idx.order(key);
@@ -325,7 +326,7 @@ impl Store {
         let dated = seq.upper_bound(|&e| column.micros(e as usize).cmp(&NULL_TIME));
         let oldest = seq.iter_from(dated).next().map(day_at);
         let newest = seq.iter_rev_before(seq.end()).next().map(day_at);
-        let start = from.map(|m| day_at(&m));
+        let start = from.and_then(|at| at.micros(key)).map(day_of);
         let after_start = move |d: i64| start.is_none_or(|s| if desc { d <= s } else { d >= s });
         // Dated days stepped through where they are dense, sorted where
         // the span between the oldest and the newest is mostly empty.
@@ -388,18 +389,24 @@ impl Store {
         self.cols.cmp_key(key, a as usize, b as usize)
     }
 
-    /// Like [`Store::walk`] after the marker `m`, but starting at the first
-    /// row (in the walk's direction) whose `key` equals `m`'s: the start of
-    /// the marker's group, for orders that re-sort within groups.
+    /// Compares a row with a position by one ordered-index key alone.
+    #[inline]
+    pub(crate) fn cmp_key_at(&self, key: OrderKey, row: u32, at: &Position) -> Ordering {
+        self.cols.cmp_key_at(key, row as usize, at)
+    }
+
+    /// Like [`Store::walk`] after the position `at`, but starting at the
+    /// first row (in the walk's direction) whose `key` equals `at`'s: the
+    /// start of the marker's group, for orders that re-sort within groups.
     pub(crate) fn walk_from_group(
         &self,
         key: OrderKey,
         desc: bool,
-        m: u32,
+        at: &Position,
     ) -> Box<dyn Iterator<Item = u32> + '_> {
         let seq = self.idx.order(key);
         let c = &self.cols;
-        let probe = |&e: &u32| c.cmp_key(key, e as usize, m as usize);
+        let probe = |&e: &u32| c.cmp_key_at(key, e as usize, at);
         if desc {
             Box::new(seq.iter_rev_before(seq.upper_bound(probe)).copied())
         } else {

@@ -52,6 +52,7 @@ mod dict;
 mod field;
 mod ids;
 mod packed;
+mod position;
 mod read;
 mod sections;
 mod snapshot;
@@ -68,6 +69,7 @@ pub(crate) use field::RawJson;
 #[cfg(test)]
 pub(crate) use ids::parse_uuid;
 pub(crate) use ids::{push_uuid, IdText};
+pub use position::Position;
 pub use read::{ReadError, ReadStore};
 pub use sections::{SnapshotError, MAX_POSITION_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 pub use snapshot::Restored;
