@@ -10,6 +10,8 @@ mod parse;
 mod render;
 mod shard;
 
+#[cfg(test)]
+pub(crate) use shard::merge_rows;
 pub use shard::{answer_from, merge, route, vshard_of, Partial, Route, VSHARDS};
 
 use crate::exec::{self, PagePolicy};

@@ -178,7 +178,7 @@ impl Store {
         at: Option<&Position>,
     ) -> Partial {
         let part = parse::parse(path, query, scope, DEFAULT_MAX_LIMIT).and_then(|q| {
-            let (count, rows) = self.part_rows(scope, &q, at)?;
+            let (count, rows) = self.part_rows(scope, &q, at, &PagePolicy::default())?;
             let entries = rows
                 .iter()
                 .zip(self.items(&rows))
@@ -200,6 +200,7 @@ impl Store {
         scope: &Scope,
         q: &Query,
         at: Option<&Position>,
+        policy: &PagePolicy,
     ) -> Result<(u64, Vec<u32>), QueryError> {
         let plan = Plan::new(self, scope, q);
         if matches!(q.api, Api::V1Count | Api::ShareCount) {
@@ -213,12 +214,11 @@ impl Store {
         let mut first = q.clone();
         first.page.offset = 0;
         first.page.limit = q.page.offset.saturating_add(q.page.limit);
-        let policy = PagePolicy::default();
         Ok(if q.api == Api::V3List {
-            let (rows, count) = exec::page_after_and_count(self, &plan, &first, at, &policy);
+            let (rows, count) = exec::page_after_and_count(self, &plan, &first, at, policy);
             (count, rows)
         } else {
-            (0, exec::page_after(self, &plan, &first, at, &policy))
+            (0, exec::page_after(self, &plan, &first, at, policy))
         })
     }
 }
@@ -295,6 +295,18 @@ pub fn answer_from(shards: &[&Store], path: &str, query: &str, scope: &Scope) ->
     if let [only] = shards {
         return only.handle(path, query, scope);
     }
+    merge_rows(shards, path, query, scope, &PagePolicy::default())
+}
+
+/// [`answer_from`] over several stores, each finding its part by the
+/// page paths `policy` allows (the property tests force each).
+pub(crate) fn merge_rows(
+    shards: &[&Store],
+    path: &str,
+    query: &str,
+    scope: &Scope,
+    policy: &PagePolicy,
+) -> Response {
     let q = match parse::parse(path, query, scope, DEFAULT_MAX_LIMIT) {
         Ok(q) => q,
         Err(e) => return Response::error(&e),
@@ -302,7 +314,7 @@ pub fn answer_from(shards: &[&Store], path: &str, query: &str, scope: &Scope) ->
     let at = shards.iter().find_map(|s| s.locate(scope, &q));
     let (mut count, mut entries) = (0u64, Vec::<(&Store, u32)>::new());
     for &store in shards {
-        match store.part_rows(scope, &q, at.as_ref()) {
+        match store.part_rows(scope, &q, at.as_ref(), policy) {
             Err(e) => return Response::error(&e),
             Ok((c, rows)) => {
                 count = count.saturating_add(c);

@@ -8,7 +8,9 @@
 use proptest::prelude::*;
 
 use super::api::{encode, ids, list_request, records, request};
-use crate::api::merge;
+use crate::api::{merge, merge_rows};
+use crate::exec::PagePolicy;
+use crate::plan::SubstringPolicy;
 use crate::query::Scope;
 use crate::record::Record;
 use crate::shards::Shards;
@@ -22,6 +24,26 @@ fn split(records: &[Record], n: usize) -> (Store, Shards) {
         assert_eq!(one, many);
     }
     (store, shards)
+}
+
+/// Page policies forcing each page path: walk (tested rows or built),
+/// top-k (checks deferred or not), day by day.
+fn policies() -> Vec<PagePolicy> {
+    let policy = |force_walk, test_rows, defer_checks, by_day| PagePolicy {
+        force_walk,
+        test_rows,
+        substrings: SubstringPolicy::Planned,
+        defer_checks,
+        by_day,
+    };
+    vec![
+        policy(Some(true), false, None, Some(false)),
+        policy(Some(true), true, None, Some(false)),
+        policy(Some(false), false, Some(true), Some(false)),
+        policy(Some(false), false, Some(false), Some(false)),
+        policy(None, false, None, Some(true)),
+        policy(None, true, None, Some(true)),
+    ]
 }
 
 proptest! {
@@ -74,6 +96,12 @@ proptest! {
             let query = encode(&params);
             let want = store.handle(&path, &query, &scope);
             prop_assert_eq!(&shards.handle(&path, &query, &scope), &want, "{} ? {} step {}", path, query, step);
+            // Every store's page paths, seeked by a position that may come
+            // from another store.
+            let every: Vec<&Store> = shards.stores().iter().collect();
+            for policy in policies() {
+                prop_assert_eq!(&merge_rows(&every, &path, &query, &scope, &policy), &want, "{} ? {} step {} {:?}", path, query, step, policy);
+            }
             let got = if want.status == 200 { ids(&want) } else { Vec::new() };
             if got.is_empty() {
                 break;
