@@ -1,8 +1,10 @@
 //! The cost of answering from many stores: the same requests answered by
 //! one store (`Store::handle`) and by 4 and 16 in-process shards
 //! (`Shards::handle`: route, locate the marker, one partial answer per
-//! visited store, merge), on the same records. Before anything is timed,
-//! each class is checked to give the same body on all three.
+//! visited store, merge), on the same records; for the pages M2 and M4
+//! also every store's rendered part (`Store::partial`) merged by `merge`,
+//! the shape a network needs. Before anything is timed, each class is
+//! checked to give the same body on every path.
 //!
 //! Records: `BACKDEX_BENCH_RECORDS` (default 1,000,000 under `cargo bench`,
 //! 20,000 when run as a test). `python3 benches/summarize.py` reads the
@@ -11,7 +13,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use backdex::{Scope, Shards, Status, Store};
+use backdex::{merge, Scope, Shards, Status, Store};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 mod common;
@@ -65,6 +67,11 @@ fn bench_shards(c: &mut Criterion) {
                 want,
                 "{name} on {k} shards"
             );
+            assert_eq!(
+                rendered_parts(shards, path, query, scope),
+                want,
+                "{name} from {k} rendered parts"
+            );
         }
     }
 
@@ -82,8 +89,30 @@ fn bench_shards(c: &mut Criterion) {
                 b.iter(|| black_box(shards.handle(path, query, scope)))
             });
         }
+        // The pages again in the shape a network needs: every store's
+        // part rendered where it is (`Store::partial`), then `merge`.
+        if matches!(class, "M2" | "M4") {
+            for (k, shards) in &sharded {
+                let id = BenchmarkId::new(class, format!("{k} shards, rendered parts"));
+                group.bench_function(id, |b| {
+                    b.iter(|| black_box(rendered_parts(shards, path, query, scope)))
+                });
+            }
+        }
     }
     group.finish();
+}
+
+/// A request answered from every store's rendered part and [`merge`].
+fn rendered_parts(shards: &Shards, path: &str, query: &str, scope: &Scope) -> backdex::Response {
+    let stores = shards.stores();
+    let at = stores
+        .iter()
+        .find_map(|s| s.locate_marker(path, query, scope));
+    let parts = stores
+        .iter()
+        .map(|s| s.partial(path, query, scope, at.as_ref()));
+    merge(path, query, scope, parts)
 }
 
 criterion_group!(benches, bench_shards);
