@@ -47,12 +47,20 @@ use crate::store::Store;
 /// ```
 #[derive(Debug, Default)]
 pub struct Engine {
-    current: RwLock<Arc<Store>>,
+    current: RwLock<Version>,
     /// Serialises writers, and holds the version the last batch replaced:
     /// readers that took a snapshot just before a swap then never hold its
     /// last reference, so the writer, not a reader, pays for freeing it
     /// (at its next batch).
     writer: Mutex<Option<Arc<Store>>>,
+}
+
+/// A published version: the store and the caller's position of the batch
+/// that made it, swapped together.
+#[derive(Debug, Default, Clone)]
+struct Version {
+    store: Arc<Store>,
+    position: Arc<[u8]>,
 }
 
 impl Engine {
@@ -63,8 +71,18 @@ impl Engine {
 
     /// An engine over `store`.
     pub fn from_store(store: Store) -> Engine {
+        Engine::from_store_at(store, &[])
+    }
+
+    /// An engine over `store`, whose version is at `position` (the
+    /// caller's: the replication position a snapshot was written at, say;
+    /// see [`Engine::change_at`]).
+    pub fn from_store_at(store: Store, position: &[u8]) -> Engine {
         Engine {
-            current: RwLock::new(Arc::new(store)),
+            current: RwLock::new(Version {
+                store: Arc::new(store),
+                position: position.into(),
+            }),
             writer: Mutex::new(None),
         }
     }
@@ -72,12 +90,70 @@ impl Engine {
     /// The current version of the store; it never changes, whatever writers
     /// do after.
     pub fn snapshot(&self) -> Arc<Store> {
-        // The lock only guards an `Arc` swap, which cannot be left half
-        // done, so a poisoned lock still holds a consistent store.
+        self.version().store
+    }
+
+    /// The current version of the store and its position: the position of
+    /// the batch that made it (empty before any [`Engine::change_at`]).
+    /// The two are published together, so a snapshot written from them
+    /// holds exactly the changes up to that position.
+    pub fn snapshot_at(&self) -> (Arc<Store>, Arc<[u8]>) {
+        let version = self.version();
+        (version.store, version.position)
+    }
+
+    fn version(&self) -> Version {
+        // The lock only guards a swap of two `Arc`s, which cannot be left
+        // half done, so a poisoned lock still holds a consistent version.
         self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Any changes as one atomic version change: `change` runs on a copy
+    /// of the current store, and its result is published only when it
+    /// returns `Ok` (a follower applying a transaction of upserts and
+    /// deletes, say). The version keeps the previous position.
+    ///
+    /// # Errors
+    ///
+    /// `change`'s error; nothing is published then.
+    pub fn change<T>(
+        &self,
+        change: impl FnOnce(&mut Store) -> Result<T, ChangeError>,
+    ) -> Result<T, ChangeError> {
+        self.publish(None, change)
+    }
+
+    /// [`Engine::change`], publishing the new version at `position` (the
+    /// caller's: the replication position of the last transaction in the
+    /// batch, say), returned with it by [`Engine::snapshot_at`].
+    ///
+    /// ```
+    /// use backdex::{Engine, Record};
+    /// let engine = Engine::new();
+    /// let record = Record::from_json(&serde_json::json!({
+    ///     "id": "b1", "checkpoint_id": "c1", "project_id": "p1", "name": "n",
+    ///     "status": "available", "resource_id": "r1", "resource_type": "OS::Nova::Server",
+    ///     "created_at": "2020-01-01T00:00:00", "updated_at": "2020-01-01T00:00:00"
+    /// })).unwrap();
+    /// engine.change_at(b"0/16B3748", |store| store.upsert(&[record]))?;
+    /// let (store, position) = engine.snapshot_at();
+    /// assert_eq!((store.len(), &position[..]), (1, &b"0/16B3748"[..]));
+    /// # Ok::<(), backdex::ChangeError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `change`'s error; nothing is published then, and the position
+    /// stays.
+    pub fn change_at<T>(
+        &self,
+        position: &[u8],
+        change: impl FnOnce(&mut Store) -> Result<T, ChangeError>,
+    ) -> Result<T, ChangeError> {
+        self.publish(Some(position), change)
     }
 
     /// [`Store::upsert`] as one atomic version change.
@@ -86,7 +162,7 @@ impl Engine {
     ///
     /// As [`Store::upsert`]; nothing is published then.
     pub fn upsert(&self, records: &[Record]) -> Result<usize, ChangeError> {
-        self.apply(|store| store.upsert(records))
+        self.change(|store| store.upsert(records))
     }
 
     /// [`Store::delete`] as one atomic version change.
@@ -95,7 +171,7 @@ impl Engine {
     ///
     /// As [`Store::delete`]; nothing is published then.
     pub fn delete<S: AsRef<str>>(&self, ids: &[S]) -> Result<usize, ChangeError> {
-        self.apply(|store| store.delete(ids))
+        self.change(|store| store.delete(ids))
     }
 
     /// [`Store::handle`] on the current snapshot.
@@ -106,26 +182,36 @@ impl Engine {
     /// Removes every record.
     pub fn reset(&self) {
         let mut retired = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let previous = std::mem::replace(
-            &mut *self.current.write().unwrap_or_else(PoisonError::into_inner),
-            Arc::new(Store::new()),
-        );
-        // Everything goes: nothing is kept for readers' sake.
+        let previous =
+            std::mem::take(&mut *self.current.write().unwrap_or_else(PoisonError::into_inner));
+        // Everything goes (the position too): nothing is kept for readers'
+        // sake.
         *retired = None;
         drop(previous);
     }
 
-    fn apply(
+    fn publish<T>(
         &self,
-        change: impl FnOnce(&mut Store) -> Result<usize, ChangeError>,
-    ) -> Result<usize, ChangeError> {
+        position: Option<&[u8]>,
+        change: impl FnOnce(&mut Store) -> Result<T, ChangeError>,
+    ) -> Result<T, ChangeError> {
         let mut retired = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut next = Store::clone(&self.snapshot());
+        let Version {
+            store: current,
+            position: at,
+        } = self.version();
+        let mut next = Store::clone(&current);
+        drop(current);
         let n = change(&mut next)?;
+        let next = Version {
+            store: Arc::new(next),
+            position: position.map_or(at, Arc::from),
+        };
         let previous = std::mem::replace(
             &mut *self.current.write().unwrap_or_else(PoisonError::into_inner),
-            Arc::new(next),
-        );
+            next,
+        )
+        .store;
         // Outside the read-write lock: freeing a version (every chunk a
         // batch copied) must not hold readers up. The version replaced one
         // batch ago is freed here, unless a reader still holds it.

@@ -161,6 +161,11 @@ impl Store {
         self.live.is_empty()
     }
 
+    /// Whether a record with this id is stored.
+    pub fn contains(&self, id: &str) -> bool {
+        self.row_of(id).is_some()
+    }
+
     /// The record with this id.
     pub fn get(&self, id: &str) -> Option<Record> {
         self.row_of(id).map(|row| self.cols.record(row as usize))

@@ -74,6 +74,8 @@ fn server() -> &'static Server {
             engine: engine.clone(),
             tokens: Arc::new(tokens.clone()),
             max_body: MAX_BODY,
+            follower: None,
+            min_lsn_timeout: std::time::Duration::from_secs(1),
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

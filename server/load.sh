@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The load test of docs/server.md: the example server with 1,000,000
+# The load test of server/docs/server.md: backdex-server with 1,000,000
 # synthetic records on loopback, wrk against a count and a 100-row page of
 # the big tenant, without and then with a writer posting a batch of 100
 # upserts every 100 ms. Needs wrk (Debian: apt-get install wrk) and curl.
 #
-#   bash examples/server/load.sh [RECORDS] [SECONDS]
+#   bash server/load.sh [RECORDS] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -15,9 +15,9 @@ big=fec6e4670b734b39afd85e31bf00c501   # the largest project of `backdex gen` (s
 scratch="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$scratch"' EXIT
 
-cargo build --release --example server --bin backdex
-./target/release/examples/server --records "$records" --listen "$addr" \
-  --tokens examples/server/tokens.json 2>"$scratch/server.log" &
+cargo build --release -p backdex-server -p backdex --bin backdex-server --bin backdex
+./target/release/backdex-server --records "$records" --listen "$addr" \
+  --tokens server/tokens.json 2>"$scratch/server.log" &
 until curl -sf "http://$addr/healthz" >/dev/null; do sleep 1; done
 echo "server: $(curl -s "http://$addr/healthz")"
 

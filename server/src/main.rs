@@ -1,10 +1,12 @@
 //! An HTTP server that links backdex: the four read routes of SEMANTICS.md,
 //! a health check, and two write routes for the backup service's workers,
-//! behind `X-Auth-Token` authentication. Small, but a real starting point.
+//! behind `X-Auth-Token` authentication; or, with `--follow`, a follower
+//! of the PostgreSQL database the service writes (server/docs/follow.md).
 //!
 //! ```sh
-//! cargo run --release --example server -- --tokens tokens.json \
-//!     [--data FILE | --records N] [--listen 127.0.0.1:8080] [--max-body BYTES]
+//! cargo run --release -p backdex-server -- --tokens server/tokens.json \
+//!     [--data FILE | --records N | --follow 'postgresql://…' [--slot NAME]] \
+//!     [--listen 127.0.0.1:8080] [--max-body BYTES]
 //! ```
 //!
 //! * `GET /v1/{project_id}/checkpoint_items`, `…/checkpoint_items/count`,
@@ -12,7 +14,10 @@
 //!   `GET /v2/{project_id}/os-vendor-backup-sharing/count`: answered by
 //!   `Store::handle` on the current snapshot, so the routes, the
 //!   parameters and every 400/403/404 are the library's.
-//! * `GET /healthz`: `{"status":"ok","records":N}`, no token needed.
+//! * `GET /healthz`: `{"status":"ok","records":N}`, no token needed; a
+//!   follower adds `state`, `applied_lsn`, `lag_ms` and `skipped_rows`.
+//! * A read with `X-Min-LSN: X/Y` waits until the follower has applied
+//!   that position, at most `--min-lsn-timeout-ms`, then answers 503.
 //! * `POST /internal/records:upsert` (a JSON array of records) and
 //!   `POST /internal/records:delete` (a JSON array of ids): need a token
 //!   with `"write": true`; answer `{"count":N}` once the batch is visible to
@@ -27,7 +32,7 @@
 //!
 //! A missing or unknown token is 401, a reader's token on a write route
 //! 403, a body over `--max-body` (16 MiB by default) 413; every error body
-//! is the library's `{"error":{"code":…,"message":…}}`. docs/server.md has
+//! is the library's `{"error":{"code":…,"message":…}}`. server/docs/server.md has
 //! the load test.
 
 use std::collections::HashMap;
@@ -45,16 +50,37 @@ use clap::Parser;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+mod follow;
+mod status;
+
+use status::{Lsn, Status};
+
 /// The command line.
 #[derive(Parser, Debug)]
 #[command(about = "An HTTP server answering the four backup read APIs from backdex")]
 struct Args {
     /// Records to serve: JSON Lines, one JSON array, or a snapshot.
-    #[arg(long, conflicts_with = "records")]
+    #[arg(long, conflicts_with_all = ["records", "follow"])]
     data: Option<PathBuf>,
     /// Synthetic records to serve (when no --data; default 100,000).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "follow")]
     records: Option<usize>,
+    /// Follow this PostgreSQL database (a libpq URI or key=value string):
+    /// its `backups` and `backup_members` tables (server/sql/schema.sql).
+    #[arg(long)]
+    follow: Option<String>,
+    /// The replication slot the follower owns.
+    #[arg(long, default_value = "backdex")]
+    slot: String,
+    /// The publication of the two tables.
+    #[arg(long, default_value = "backdex")]
+    publication: String,
+    /// Milliseconds between heartbeats through the replication stream.
+    #[arg(long, default_value_t = 1000)]
+    heartbeat_ms: u64,
+    /// How long a read with `X-Min-LSN` waits for that position.
+    #[arg(long, default_value_t = 1000)]
+    min_lsn_timeout_ms: u64,
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -82,6 +108,9 @@ struct AppState {
     engine: Arc<Engine>,
     tokens: Arc<HashMap<String, Grant>>,
     max_body: usize,
+    /// The follower's, when following (writes then come only from it).
+    follower: Option<Arc<Status>>,
+    min_lsn_timeout: std::time::Duration,
 }
 
 /// A refusal, answered as an error in the library's shape.
@@ -152,6 +181,11 @@ async fn read(State(state): State<AppState>, request: Request) -> Response {
         Ok(grant) => grant,
         Err(refusal) => return refusal.into_response(),
     };
+    if let Some(wait) = request.headers().get("x-min-lsn") {
+        if let Err(refusal) = await_position(&state, wait).await {
+            return refusal.into_response();
+        }
+    }
     let uri = request.uri();
     let answer =
         state
@@ -162,14 +196,67 @@ async fn read(State(state): State<AppState>, request: Request) -> Response {
     (status, json_body(answer.body)).into_response()
 }
 
+/// Waits until the follower has applied the position of `X-Min-LSN`.
+async fn await_position(state: &AppState, header: &header::HeaderValue) -> Result<(), Refusal> {
+    let text = header.to_str().unwrap_or("");
+    let Some(lsn) = Lsn::parse(text) else {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            format!("X-Min-LSN must be a PostgreSQL position X/Y (hexadecimal), not {text:?}"),
+        ));
+    };
+    let Some(follower) = &state.follower else {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            "X-Min-LSN needs a server that follows PostgreSQL (--follow)",
+        ));
+    };
+    if follower.wait_for(lsn, state.min_lsn_timeout).await {
+        return Ok(());
+    }
+    Err(refuse(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "NotFresh",
+        format!(
+            "position {lsn} is not applied yet (applied: {}) after {} ms; retry later",
+            follower.applied(),
+            state.min_lsn_timeout.as_millis()
+        ),
+    ))
+}
+
 async fn health(State(state): State<AppState>) -> Response {
     let records = state.engine.snapshot().len();
-    json_body(json!({"status": "ok", "records": records}).to_string()).into_response()
+    let body = match &state.follower {
+        None => json!({"status": "ok", "records": records}),
+        Some(follower) => {
+            let (s, error) = follower.state();
+            json!({
+                "status": "ok",
+                "state": s.as_str(),
+                "records": records,
+                "applied_lsn": follower.applied().to_string(),
+                "lag_ms": follower.lag_ms(),
+                "skipped_rows": follower.skipped_rows(),
+                "error": error,
+            })
+        }
+    };
+    json_body(body.to_string()).into_response()
 }
 
 /// Authenticates a write and reads its JSON body within the size limit.
 async fn write_body(state: &AppState, request: Request) -> Result<Value, Refusal> {
     let grant = authenticate(state, request.headers())?;
+    if state.follower.is_some() {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "this server follows PostgreSQL: write to the database instead",
+        ));
+    }
     if !grant.write {
         return Err(refuse(
             StatusCode::FORBIDDEN,
@@ -275,6 +362,19 @@ fn read_tokens(path: &PathBuf) -> Result<HashMap<String, Grant>, String> {
 
 fn main() {
     let args = Args::parse();
+    // Structured logs on stderr: `RUST_LOG` chooses the levels (info, and
+    // warnings of the replication client, by default), `BACKDEX_LOG=json`
+    // one JSON object a line.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pg_walstream=warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("BACKDEX_LOG").is_ok_and(|v| v == "json") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     if let Err(message) = run(args) {
         eprintln!("server: {message}");
         std::process::exit(1);
@@ -283,9 +383,10 @@ fn main() {
 
 fn run(args: Args) -> Result<(), String> {
     let tokens = read_tokens(&args.tokens)?;
-    let engine = match &args.data {
-        Some(path) => Engine::from_store(read_store(path)?),
-        None => {
+    let engine = match (&args.data, &args.follow) {
+        (Some(path), _) => Engine::from_store(read_store(path)?),
+        (None, Some(_)) => Engine::new(),
+        (None, None) => {
             let records: Vec<Record> = backdex::synth::generate(&backdex::synth::SynthConfig {
                 records: args.records.unwrap_or(100_000),
                 slim: true,
@@ -297,25 +398,74 @@ fn run(args: Args) -> Result<(), String> {
             engine
         }
     };
+    let follower = args.follow.as_ref().map(|_| Arc::new(Status::default()));
     let state = AppState {
         engine: Arc::new(engine),
         tokens: Arc::new(tokens),
         max_body: args.max_body,
+        follower: follower.clone(),
+        min_lsn_timeout: std::time::Duration::from_millis(args.min_lsn_timeout_ms),
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let shutdown = pg_walstream::CancellationToken::new();
+        let following = match (&args.follow, &follower) {
+            (Some(url), Some(status)) => Some(tokio::spawn(follow::run(
+                state.engine.clone(),
+                follow::Config {
+                    url: url.clone(),
+                    slot: args.slot.clone(),
+                    publication: args.publication.clone(),
+                    heartbeat: std::time::Duration::from_millis(args.heartbeat_ms.max(1)),
+                },
+                status.clone(),
+                shutdown.clone(),
+            ))),
+            _ => None,
+        };
+        // The line tests and scripts wait for.
         eprintln!(
-            "server: {} records, listening on http://{}",
+            "server: {} records, listening on http://{addr}",
             state.engine.snapshot().len(),
-            args.listen
         );
-        axum::serve(listener, app(state))
+        let stop = shutdown.clone();
+        let served = axum::serve(listener, app(state))
+            .with_graceful_shutdown(async move {
+                terminated().await;
+                stop.cancel();
+            })
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string());
+        shutdown.cancel();
+        if let Some(following) = following {
+            let _ = following.await;
+        }
+        served
     })
+}
+
+/// SIGTERM or Ctrl-C: in-flight requests finish, then the server stops.
+async fn terminated() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = term.recv() => {}
+                () = ctrl_c => {}
+            }
+            return;
+        }
+    }
+    ctrl_c.await;
 }
 
 #[cfg(test)]

@@ -1,0 +1,318 @@
+//! The follower against a real PostgreSQL (started by the test): random
+//! transactions of inserts, updates, deletes and member changes through a
+//! real client; after each, reads with `X-Min-LSN` answer exactly what the
+//! database answers: byte for byte what one store loaded from the
+//! database's own JSON answers, and the counts and page ids of the same
+//! questions asked in SQL.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use backdex::synth::{generate, Rng, SynthConfig};
+use backdex::{Member, MemberStatus, Record, Scope, Status};
+use support::{reference, tokens_file, wal_position, write, Postgres, Server};
+
+fn records(n: usize, seed: u64) -> Vec<Record> {
+    generate(&SynthConfig {
+        records: n,
+        projects: 6,
+        seed,
+        slim: false,
+    })
+    .collect()
+}
+
+fn pick<'a, T>(rng: &mut Rng, items: &'a [T]) -> &'a T {
+    &items[rng.below(items.len() as u64) as usize]
+}
+
+const STATUSES: [Status; 4] = [
+    Status::Available,
+    Status::Error,
+    Status::Protecting,
+    Status::Deleting,
+];
+
+/// One random change to the database inside `tx`.
+fn change(
+    tx: &mut postgres::Transaction<'_>,
+    rng: &mut Rng,
+    ids: &mut Vec<String>,
+    fresh: &mut Vec<Record>,
+    projects: &[String],
+) {
+    match rng.below(6) {
+        // A new backup.
+        0 | 1 => {
+            if let Some(r) = fresh.pop() {
+                write(tx, &r);
+                ids.push(r.id);
+            }
+        }
+        // An update of its status, name and time.
+        2 => {
+            if ids.is_empty() {
+                return;
+            }
+            let id = pick(rng, ids).clone();
+            let status = pick(rng, &STATUSES).as_str();
+            tx.execute(
+                "UPDATE backups SET status = $2, name = name || 'x', updated_at = updated_at + interval '1 hour' WHERE id = $1",
+                &[&id, &status],
+            )
+            .expect("an update");
+        }
+        // A delete (its members go with it).
+        3 => {
+            if ids.is_empty() {
+                return;
+            }
+            let i = rng.below(ids.len() as u64) as usize;
+            let id = ids.swap_remove(i);
+            tx.execute("DELETE FROM backups WHERE id = $1", &[&id])
+                .expect("a delete");
+        }
+        // A member shared, re-answered or withdrawn.
+        _ => {
+            if ids.is_empty() {
+                return;
+            }
+            let id = pick(rng, ids).clone();
+            let dest = pick(rng, projects).clone();
+            let status = pick(
+                rng,
+                &[
+                    MemberStatus::Pending,
+                    MemberStatus::Accept,
+                    MemberStatus::Reject,
+                ],
+            )
+            .as_str();
+            if rng.below(3) == 0 {
+                // An existing sharing withdrawn.
+                let offset = rng.below(50) as i64;
+                tx.execute(
+                    "DELETE FROM backup_members WHERE (backup_id, dest_project_id) IN
+                     (SELECT backup_id, dest_project_id FROM backup_members
+                      ORDER BY backup_id, dest_project_id OFFSET $1 LIMIT 1)",
+                    &[&offset],
+                )
+                .expect("a member withdrawn");
+            } else {
+                tx.execute(
+                    "INSERT INTO backup_members VALUES ($1, $2, $3)
+                     ON CONFLICT (backup_id, dest_project_id) DO UPDATE SET status = excluded.status",
+                    &[&id, &dest, &status],
+                )
+                .expect("a member shared");
+            }
+        }
+    }
+}
+
+/// Random read requests over the four APIs, as one of the projects.
+fn request(rng: &mut Rng, projects: &[String], ids: &[String]) -> (String, String) {
+    let p = pick(rng, projects).clone();
+    let admin = rng.below(4) == 0;
+    let token = if admin {
+        format!("admin-{p}")
+    } else {
+        format!("reader-{p}")
+    };
+    let mut params: Vec<String> = Vec::new();
+    let path = match rng.below(5) {
+        0 => format!("/v1/{p}/checkpoint_items/count"),
+        1 | 2 => {
+            params.push(format!("limit={}", 1 + rng.below(20)));
+            params.push(
+                pick(
+                    rng,
+                    &[
+                        "sort=created_at:desc",
+                        "sort=name:asc",
+                        "sort=updated_at:asc",
+                        "sort=status:desc,name:asc",
+                    ],
+                )
+                .to_string(),
+            );
+            format!("/v1/{p}/checkpoint_items")
+        }
+        3 => {
+            params.push(
+                pick(
+                    rng,
+                    &[
+                        "own_type=private",
+                        "own_type=shared",
+                        "own_type=all_granted",
+                    ],
+                )
+                .to_string(),
+            );
+            params.push(format!("limit={}", 1 + rng.below(20)));
+            format!("/v3/{p}/backups")
+        }
+        _ => {
+            if rng.below(2) == 0 {
+                params.push("share_to_me=true".into());
+            }
+            format!("/v2/{p}/os-vendor-backup-sharing/count")
+        }
+    };
+    if rng.below(3) == 0 {
+        params.push(format!("status={}", pick(rng, &STATUSES).as_str()));
+    }
+    if admin && rng.below(2) == 0 && !path.contains("sharing") {
+        params.push("all_tenants=true".into());
+    }
+    if !ids.is_empty() && rng.below(4) == 0 && !path.ends_with("count") {
+        params.push(format!("marker={}", pick(rng, ids)));
+    }
+    (format!("{path}?{}", params.join("&")), token)
+}
+
+/// The scope a token of [`tokens_file`] grants.
+fn scope_of(token: &str) -> Scope {
+    match token.split_once('-') {
+        Some(("admin", p)) => Scope {
+            admin: true,
+            ..Scope::project(p)
+        },
+        Some((_, p)) => Scope::project(p),
+        None => Scope::project(token),
+    }
+}
+
+#[test]
+fn a_follower_answers_what_the_database_answers() {
+    let pg = Postgres::start();
+    let mut sql = pg.client();
+    sql.batch_execute(support::SCHEMA).expect("the schema");
+    let mut initial = records(300, 1);
+    let projects: Vec<String> = initial
+        .iter()
+        .map(|r| r.project_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // Members across the projects, so that sharing has answers.
+    let mut rng = Rng::new(7);
+    for r in initial.iter_mut().take(120) {
+        let dest = pick(&mut rng, &projects).clone();
+        if dest != r.project_id {
+            r.members = vec![Member {
+                dest_project_id: dest,
+                status: MemberStatus::Accept,
+            }];
+        }
+    }
+    {
+        let mut tx = sql.transaction().expect("a transaction");
+        for r in &initial {
+            write(&mut tx, r);
+        }
+        tx.commit().expect("committed");
+    }
+    let mut ids: Vec<String> = initial.iter().map(|r| r.id.clone()).collect();
+    // New records to insert later: other ids, the same projects.
+    let mut fresh: Vec<Record> = records(600, 2)
+        .into_iter()
+        .filter(|r| projects.contains(&r.project_id))
+        .map(|mut r| {
+            r.id = format!("n-{}", r.id);
+            r
+        })
+        .collect();
+
+    let tokens = tokens_file(pg.dir(), &projects);
+    let server = Server::start(&[
+        "--follow",
+        &pg.url(),
+        "--tokens",
+        &tokens.display().to_string(),
+        "--heartbeat-ms",
+        "200",
+    ]);
+    let health = server.wait_until(Duration::from_secs(60), |h| h["state"] == "following");
+    assert_eq!(health["records"], 300, "{health}");
+
+    let mut checked = 0;
+    for round in 0..30 {
+        {
+            let mut tx = sql.transaction().expect("a transaction");
+            for _ in 0..1 + rng.below(6) {
+                change(&mut tx, &mut rng, &mut ids, &mut fresh, &projects);
+            }
+            tx.commit().expect("committed");
+        }
+        let at = wal_position(&mut sql);
+        let want = reference(&mut sql);
+        for _ in 0..25 {
+            let (path, token) = request(&mut rng, &projects, &ids);
+            let (status, body) = server.get(&path, &[("X-Auth-Token", &token), ("X-Min-LSN", &at)]);
+            let (p, q) = path.split_once('?').unwrap_or((&path, ""));
+            let expected = want.handle(p, q, &scope_of(&token));
+            assert_eq!(
+                (status, body.as_str()),
+                (expected.status, expected.body.as_str()),
+                "round {round}: {path} as {token} at {at}\n{}",
+                server.log()
+            );
+            checked += 1;
+        }
+        // The same questions asked in SQL: counts, and page ids in order.
+        for p in &projects {
+            let count: i64 = sql
+                .query_one(
+                    "SELECT count(*) FROM backups WHERE project_id = $1 AND status = 'available'",
+                    &[p],
+                )
+                .expect("a count")
+                .get(0);
+            let (_, body) = server.get(
+                &format!("/v1/{p}/checkpoint_items/count?status=available"),
+                &[("X-Auth-Token", &format!("reader-{p}")), ("X-Min-LSN", &at)],
+            );
+            assert_eq!(body, format!("{{\"count\":{count}}}"), "{p}");
+            let page: Vec<String> = sql
+                .query(
+                    "SELECT id FROM backups WHERE project_id = $1 ORDER BY created_at DESC, id DESC LIMIT 10",
+                    &[p],
+                )
+                .expect("a page")
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let (_, body) = server.get(
+                &format!("/v1/{p}/checkpoint_items?limit=10"),
+                &[("X-Auth-Token", &format!("reader-{p}")), ("X-Min-LSN", &at)],
+            );
+            let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            let got: Vec<String> = json["checkpoint_items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|i| i["id"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            assert_eq!(got, page, "{p}");
+            let shared: i64 = sql
+                .query_one(
+                    "SELECT count(*) FROM backup_members WHERE dest_project_id = $1",
+                    &[p],
+                )
+                .expect("a count")
+                .get(0);
+            let (_, body) = server.get(
+                &format!("/v2/{p}/os-vendor-backup-sharing/count?share_to_me=true"),
+                &[("X-Auth-Token", &format!("reader-{p}")), ("X-Min-LSN", &at)],
+            );
+            assert_eq!(body, format!("{{\"count\":{shared}}}"), "{p}");
+        }
+    }
+    assert!(checked >= 300);
+    let health = server.health();
+    assert_eq!(health["skipped_rows"], 0, "{health}");
+}

@@ -1,0 +1,257 @@
+//! What the server's end-to-end tests share: a private PostgreSQL, the
+//! schema, records written to it and read back as the reference, and the
+//! server binary started as a child process.
+#![allow(dead_code)]
+
+mod cluster;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backdex::{Record, Store};
+use serde_json::Value;
+
+pub use self::cluster::Postgres;
+
+/// The schema users create their database from.
+pub const SCHEMA: &str = include_str!("../../sql/schema.sql");
+
+/// The `backups` columns, with the cast each text parameter needs.
+const COLUMNS: [(&str, &str); 26] = [
+    ("id", "text"),
+    ("checkpoint_id", "text"),
+    ("project_id", "text"),
+    ("enterprise_project_id", "text"),
+    ("name", "text"),
+    ("description", "text"),
+    ("status", "text"),
+    ("resource_id", "text"),
+    ("resource_name", "text"),
+    ("resource_type", "text"),
+    ("resource_az", "text"),
+    ("resource_size", "bigint"),
+    ("image_type", "text"),
+    ("policy_id", "text"),
+    ("vault_id", "text"),
+    ("provider_id", "text"),
+    ("parent_id", "text"),
+    ("dec", "boolean"),
+    ("created_at", "timestamp"),
+    ("updated_at", "timestamp"),
+    ("protected_at", "timestamp"),
+    ("expired_at", "timestamp"),
+    ("extend_info", "jsonb"),
+    ("backup_data", "jsonb"),
+    ("replication_records", "jsonb"),
+    ("children", "jsonb"),
+];
+
+/// A record's columns as text (SQL NULL as `None`).
+fn texts(record: &Record) -> Vec<Option<String>> {
+    let json = serde_json::to_value(record).expect("a record is JSON");
+    COLUMNS
+        .iter()
+        .map(|(column, _)| match json.get(column) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => Some(other.to_string()),
+        })
+        .collect()
+}
+
+/// Inserts or replaces a record: its `backups` row and its members.
+pub fn write(sql: &mut impl postgres::GenericClient, record: &Record) {
+    let names: Vec<&str> = COLUMNS.iter().map(|(c, _)| *c).collect();
+    let values: Vec<String> = COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, (_, cast))| format!("${}::text::{cast}", i + 1))
+        .collect();
+    let updates: Vec<String> = names[1..]
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let statement = format!(
+        "INSERT INTO backups ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
+        names.join(", "),
+        values.join(", "),
+        updates.join(", ")
+    );
+    let params = texts(record);
+    let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params
+        .iter()
+        .map(|p| p as &(dyn postgres::types::ToSql + Sync))
+        .collect();
+    sql.execute(statement.as_str(), &refs)
+        .expect("the record is inserted");
+    sql.execute(
+        "DELETE FROM backup_members WHERE backup_id = $1",
+        &[&record.id],
+    )
+    .expect("members cleared");
+    for m in &record.members {
+        sql.execute(
+            "INSERT INTO backup_members (backup_id, dest_project_id, status) VALUES ($1, $2, $3)",
+            &[&record.id, &m.dest_project_id, &m.status.as_str()],
+        )
+        .expect("a member is inserted");
+    }
+}
+
+/// Every record as PostgreSQL holds it, read through its own JSON
+/// rendering (an independent path from the follower's): the reference.
+pub fn reference(sql: &mut impl postgres::GenericClient) -> Store {
+    let rows = sql
+        .query(
+            "SELECT (to_jsonb(b) || jsonb_build_object('members', COALESCE(
+                 (SELECT jsonb_agg(jsonb_build_object('dest_project_id', m.dest_project_id,
+                                                      'status', m.status)
+                                   ORDER BY m.dest_project_id)
+                  FROM backup_members m WHERE m.backup_id = b.id), '[]'::jsonb)))::text
+             FROM backups b",
+            &[],
+        )
+        .expect("the reference query");
+    let records: Vec<Record> = rows
+        .iter()
+        .map(|row| {
+            let text: String = row.get(0);
+            let json: Value = serde_json::from_str(&text).expect("JSON from PostgreSQL");
+            Record::from_json(&json).unwrap_or_else(|e| panic!("{e}: {text}"))
+        })
+        .collect();
+    let mut store = Store::new();
+    store.upsert(&records).expect("valid records");
+    store
+}
+
+/// The current WAL position, after the caller's commits.
+pub fn wal_position(sql: &mut impl postgres::GenericClient) -> String {
+    sql.query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .expect("the WAL position")
+        .get(0)
+}
+
+/// `backdex-server` as a child process, its stderr kept.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts the binary with `args` and waits for its listening line.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_backdex-server"))
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+                lines.lock().expect("log").push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the server did not listen: {:?}", log.lock().expect("log")))
+            .parse()
+            .expect("an address");
+        Server { child, addr, log }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").join("\n")
+    }
+
+    /// `GET path?query` with headers: the status and the body.
+    pub fn get(&self, path_and_query: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let mut request = agent.get(format!("http://{}{path_and_query}", self.addr));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let mut response = request.call().expect("an HTTP answer");
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().expect("a body");
+        (status, body)
+    }
+
+    pub fn health(&self) -> Value {
+        let (_, body) = self.get("/healthz", &[]);
+        serde_json::from_str(&body).expect("healthz is JSON")
+    }
+
+    /// Waits until `/healthz` satisfies `ready`, at most `limit`.
+    pub fn wait_until(&self, limit: Duration, ready: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let health = self.health();
+            if ready(&health) {
+                return health;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "not ready after {limit:?}: {health}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the process to end.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("the server ends")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A tokens file in `dir`: for every project, a reader (`reader-P`) and
+/// an admin (`admin-P`).
+pub fn tokens_file(dir: &Path, projects: &[String]) -> PathBuf {
+    let mut tokens = serde_json::Map::new();
+    for p in projects {
+        tokens.insert(
+            format!("reader-{p}"),
+            serde_json::json!({"project_id": p, "admin": false, "granted_eps": null}),
+        );
+        tokens.insert(
+            format!("admin-{p}"),
+            serde_json::json!({"project_id": p, "admin": true, "granted_eps": null}),
+        );
+    }
+    let path = dir.join("tokens.json");
+    std::fs::write(&path, Value::Object(tokens).to_string()).expect("tokens written");
+    path
+}
