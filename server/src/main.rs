@@ -51,6 +51,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 mod follow;
+mod snapshots;
 mod status;
 
 use status::{Lsn, Status};
@@ -78,6 +79,18 @@ struct Args {
     /// Milliseconds between heartbeats through the replication stream.
     #[arg(long, default_value_t = 1000)]
     heartbeat_ms: u64,
+    /// Keep snapshots of the followed store here: written every
+    /// `--snapshot-every-secs` and on shutdown, the newest loaded at start
+    /// and followed on from its position.
+    #[arg(long, requires = "follow")]
+    snapshot_dir: Option<PathBuf>,
+    /// Seconds between snapshots.
+    #[arg(long, default_value_t = 30)]
+    snapshot_every_secs: u64,
+    /// Start with a fresh initial sync, whatever the snapshots hold (the
+    /// way back after the slot was dropped).
+    #[arg(long, requires = "follow")]
+    resync: bool,
     /// How long a read with `X-Min-LSN` waits for that position.
     #[arg(long, default_value_t = 1000)]
     min_lsn_timeout_ms: u64,
@@ -238,6 +251,7 @@ async fn health(State(state): State<AppState>) -> Response {
                 "state": s.as_str(),
                 "records": records,
                 "applied_lsn": follower.applied().to_string(),
+                "snapshot_lsn": (follower.durable().0 > 0).then(|| follower.durable().to_string()),
                 "lag_ms": follower.lag_ms(),
                 "skipped_rows": follower.skipped_rows(),
                 "error": error,
@@ -383,9 +397,32 @@ fn main() {
 
 fn run(args: Args) -> Result<(), String> {
     let tokens = read_tokens(&args.tokens)?;
+    let follower = args.follow.as_ref().map(|_| Arc::new(Status::default()));
     let engine = match (&args.data, &args.follow) {
         (Some(path), _) => Engine::from_store(read_store(path)?),
-        (None, Some(_)) => Engine::new(),
+        (None, Some(_)) => match (&args.snapshot_dir, args.resync) {
+            (Some(dir), false) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                match snapshots::load_newest(dir)? {
+                    Some((store, at)) => {
+                        tracing::info!(records = store.len(), at = %at, "snapshot loaded");
+                        if let Some(status) = &follower {
+                            status.set_applied(at);
+                            status.set_durable(at);
+                        }
+                        Engine::from_store_at(store, at.to_string().as_bytes())
+                    }
+                    None => Engine::new(),
+                }
+            }
+            (Some(dir), true) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                Engine::new()
+            }
+            (None, _) => Engine::new(),
+        },
         (None, None) => {
             let records: Vec<Record> = backdex::synth::generate(&backdex::synth::SynthConfig {
                 records: args.records.unwrap_or(100_000),
@@ -398,7 +435,6 @@ fn run(args: Args) -> Result<(), String> {
             engine
         }
     };
-    let follower = args.follow.as_ref().map(|_| Arc::new(Status::default()));
     let state = AppState {
         engine: Arc::new(engine),
         tokens: Arc::new(tokens),
@@ -421,9 +457,25 @@ fn run(args: Args) -> Result<(), String> {
                     slot: args.slot.clone(),
                     publication: args.publication.clone(),
                     heartbeat: std::time::Duration::from_millis(args.heartbeat_ms.max(1)),
+                    snapshots: args.snapshot_dir.is_some(),
                 },
                 status.clone(),
                 shutdown.clone(),
+            ))),
+            _ => None,
+        };
+        // The snapshots: periodic, and a last one once the follower stopped.
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let keeping = match (&args.snapshot_dir, &follower) {
+            (Some(dir), Some(status)) => Some(tokio::spawn(snapshots::keep(
+                state.engine.clone(),
+                dir.clone(),
+                status.clone(),
+                std::time::Duration::from_secs(args.snapshot_every_secs.max(1)),
+                shutdown.clone(),
+                async move {
+                    let _ = stopped_rx.await;
+                },
             ))),
             _ => None,
         };
@@ -443,6 +495,10 @@ fn run(args: Args) -> Result<(), String> {
         shutdown.cancel();
         if let Some(following) = following {
             let _ = following.await;
+        }
+        let _ = stopped_tx.send(());
+        if let Some(keeping) = keeping {
+            let _ = keeping.await;
         }
         served
     })

@@ -58,6 +58,8 @@ impl State {
 pub struct Status {
     state: Mutex<(State, Option<String>)>,
     applied: watch::Sender<Lsn>,
+    /// The position of the newest snapshot written (0: none).
+    durable: AtomicU64,
     lag_ms: AtomicU64,
     skipped_rows: AtomicU64,
     /// Woken when a reader waits for a position not yet applied: the
@@ -70,6 +72,7 @@ impl Default for Status {
         Status {
             state: Mutex::new((State::Syncing, None)),
             applied: watch::Sender::new(Lsn::default()),
+            durable: AtomicU64::new(0),
             lag_ms: AtomicU64::new(0),
             skipped_rows: AtomicU64::new(0),
             wanted: Notify::new(),
@@ -106,6 +109,15 @@ impl Status {
             }
             newer
         });
+    }
+
+    pub fn durable(&self) -> Lsn {
+        Lsn(self.durable.load(Ordering::Relaxed))
+    }
+
+    /// A snapshot holding every change up to `lsn` is written.
+    pub fn set_durable(&self, lsn: Lsn) {
+        self.durable.fetch_max(lsn.0, Ordering::Relaxed);
     }
 
     pub fn lag_ms(&self) -> u64 {

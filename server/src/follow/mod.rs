@@ -55,6 +55,10 @@ pub struct Config {
     pub publication: String,
     /// How often a heartbeat goes through the stream.
     pub heartbeat: Duration,
+    /// Snapshots are kept (`--snapshot-dir`): the slot is then confirmed
+    /// only up to the newest snapshot written, so that a restart from it
+    /// finds every later change still in the slot.
+    pub snapshots: bool,
 }
 
 /// Why following stopped for now.
@@ -126,7 +130,15 @@ pub async fn run(
                 backoff = Duration::from_millis(100);
                 status.set_state(State::Following, None);
                 tracing::info!(slot = %config.slot, at = %at, "following");
-                stream_changes(stream, &engine, &status, &mut quarantine, &shutdown).await
+                stream_changes(
+                    stream,
+                    &engine,
+                    &config,
+                    &status,
+                    &mut quarantine,
+                    &shutdown,
+                )
+                .await
             }
             Err(fault) => Err(fault),
         };
@@ -139,7 +151,7 @@ pub async fn run(
                 Fault::SlotMissing(m) => (
                     format!(
                         "{m}; the replication slot {:?} is gone, so changes since {} cannot be \
-                         followed: restart without the snapshot to sync afresh",
+                         followed: restart with --resync to sync afresh",
                         config.slot,
                         status.applied()
                     ),
@@ -348,6 +360,7 @@ const BATCH_RECORDS: usize = 50_000;
 async fn stream_changes(
     mut stream: LogicalReplicationStream,
     engine: &Engine,
+    config: &Config,
     status: &Status,
     quarantine: &mut HashMap<String, Draft>,
     shutdown: &CancellationToken,
@@ -480,8 +493,19 @@ async fn stream_changes(
                 }
             }
             publish(engine, status, batch, at, source_time, quarantine, &skipped);
-            feedback.update_applied_lsn(status.applied().0);
-            feedback.update_flushed_lsn(status.applied().0);
+            // What the slot may forget. With snapshots, only what the newest
+            // one holds (the client reports its flushed position as at least
+            // its applied one, so both stay there). Without, a restart syncs
+            // afresh whatever the slot holds, so everything received is
+            // confirmed (the client caps the value at what it received):
+            // PostgreSQL's shutdown waits for its senders' WAL confirmed.
+            let confirmed = if config.snapshots {
+                status.durable().0
+            } else {
+                u64::MAX
+            };
+            feedback.update_applied_lsn(confirmed);
+            feedback.update_flushed_lsn(confirmed);
         }
     }
     .await;

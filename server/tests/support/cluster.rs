@@ -163,6 +163,20 @@ impl Postgres {
         );
     }
 
+    /// Stops the server, to start it again with [`Postgres::start_again`].
+    pub fn stop_for_restart(&self) {
+        self.stop("fast");
+    }
+
+    /// Starts a stopped server again on the same port.
+    pub fn start_again(&self) {
+        assert!(
+            self.ctl_start(),
+            "PostgreSQL did not start again: {}",
+            self.log()
+        );
+    }
+
     fn stop(&self, mode: &str) {
         let data = self.data().display().to_string();
         let _ = self

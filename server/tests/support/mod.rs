@@ -105,6 +105,13 @@ pub fn write(sql: &mut impl postgres::GenericClient, record: &Record) {
 /// Every record as PostgreSQL holds it, read through its own JSON
 /// rendering (an independent path from the follower's): the reference.
 pub fn reference(sql: &mut impl postgres::GenericClient) -> Store {
+    let (store, refused) = reference_of_valid(sql);
+    assert_eq!(refused, 0, "the database holds rows that are no records");
+    store
+}
+
+/// [`reference`] of the rows that are records, and how many are not.
+pub fn reference_of_valid(sql: &mut impl postgres::GenericClient) -> (Store, usize) {
     let rows = sql
         .query(
             "SELECT (to_jsonb(b) || jsonb_build_object('members', COALESCE(
@@ -116,17 +123,104 @@ pub fn reference(sql: &mut impl postgres::GenericClient) -> Store {
             &[],
         )
         .expect("the reference query");
+    let mut refused = 0;
     let records: Vec<Record> = rows
         .iter()
-        .map(|row| {
+        .filter_map(|row| {
             let text: String = row.get(0);
             let json: Value = serde_json::from_str(&text).expect("JSON from PostgreSQL");
-            Record::from_json(&json).unwrap_or_else(|e| panic!("{e}: {text}"))
+            let record = Record::from_json(&json).ok();
+            refused += usize::from(record.is_none());
+            record
         })
         .collect();
     let mut store = Store::new();
     store.upsert(&records).expect("valid records");
-    store
+    (store, refused)
+}
+
+/// Every answer the server gives to a list of requests equals the
+/// reference's, each read waiting for `at`.
+pub fn assert_answers(
+    server: &Server,
+    want: &Store,
+    at: &str,
+    requests: &[(String, String)],
+    context: &str,
+) {
+    for (path, token) in requests {
+        let (status, body) = server.get(path, &[("X-Auth-Token", token), ("X-Min-LSN", at)]);
+        let (p, q) = path.split_once('?').unwrap_or((path, ""));
+        let expected = want.handle(p, q, &scope_of(token));
+        if (status, body.as_str()) != (expected.status, expected.body.as_str()) {
+            let at_byte = body
+                .bytes()
+                .zip(expected.body.bytes())
+                .position(|(a, b)| a != b)
+                .unwrap_or(body.len().min(expected.body.len()));
+            let around = |s: &str| {
+                let mut start = at_byte.saturating_sub(80).min(s.len());
+                while !s.is_char_boundary(start) {
+                    start -= 1;
+                }
+                let mut end = (at_byte + 80).min(s.len());
+                while !s.is_char_boundary(end) {
+                    end += 1;
+                }
+                s[start..end].to_owned()
+            };
+            panic!(
+                "{context}: {path} as {token} at {at}: status {status}, want {}; bodies differ at byte {at_byte} of {} / {}:\n got: …{}…\nwant: …{}…\n--- server log (last lines):\n{}",
+                expected.status,
+                body.len(),
+                expected.body.len(),
+                around(&body),
+                around(&expected.body),
+                server.log_tail(30)
+            );
+        }
+    }
+}
+
+/// The scope a token of [`tokens_file`] grants.
+pub fn scope_of(token: &str) -> backdex::Scope {
+    match token.split_once('-') {
+        Some(("admin", p)) => backdex::Scope {
+            admin: true,
+            ..backdex::Scope::project(p)
+        },
+        Some((_, p)) => backdex::Scope::project(p),
+        None => backdex::Scope::project(token),
+    }
+}
+
+/// Requests that look at everything: each project's v1 list and count,
+/// its shared backups, and admin pages over every tenant.
+pub fn whole_view(projects: &[String]) -> Vec<(String, String)> {
+    let mut requests = Vec::new();
+    for p in projects {
+        let reader = format!("reader-{p}");
+        requests.push((format!("/v1/{p}/checkpoint_items/count?"), reader.clone()));
+        requests.push((
+            format!("/v1/{p}/checkpoint_items?limit=1000"),
+            reader.clone(),
+        ));
+        requests.push((
+            format!("/v3/{p}/backups?own_type=all_granted&limit=1000"),
+            reader.clone(),
+        ));
+        requests.push((
+            format!("/v2/{p}/os-vendor-backup-sharing/count?share_to_me=true"),
+            reader,
+        ));
+    }
+    if let Some(p) = projects.first() {
+        requests.push((
+            format!("/v3/{p}/backups?all_tenants=true&limit=1000&sort=name:asc"),
+            format!("admin-{p}"),
+        ));
+    }
+    requests
 }
 
 /// The current WAL position, after the caller's commits.
@@ -134,6 +228,12 @@ pub fn wal_position(sql: &mut impl postgres::GenericClient) -> String {
     sql.query_one("SELECT pg_current_wal_lsn()::text", &[])
         .expect("the WAL position")
         .get(0)
+}
+
+/// A position `X/Y` as a number, to compare.
+pub fn lsn(text: &str) -> Option<u64> {
+    let (high, low) = text.split_once('/')?;
+    Some((u64::from_str_radix(high, 16).ok()? << 32) | u64::from_str_radix(low, 16).ok()?)
 }
 
 /// `backdex-server` as a child process, its stderr kept.
@@ -177,6 +277,12 @@ impl Server {
         self.log.lock().expect("log").join("\n")
     }
 
+    /// The last `n` lines of the log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log.lock().expect("log");
+        log[log.len().saturating_sub(n)..].join("\n")
+    }
+
     /// `GET path?query` with headers: the status and the body.
     pub fn get(&self, path_and_query: &str, headers: &[(&str, &str)]) -> (u16, String) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -210,7 +316,7 @@ impl Server {
             assert!(
                 start.elapsed() < limit,
                 "not ready after {limit:?}: {health}\n{}",
-                self.log()
+                self.log_tail(30)
             );
             std::thread::sleep(Duration::from_millis(50));
         }
