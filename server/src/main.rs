@@ -51,6 +51,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 mod follow;
+mod metrics;
 mod snapshots;
 mod status;
 
@@ -124,6 +125,7 @@ struct AppState {
     /// The follower's, when following (writes then come only from it).
     follower: Option<Arc<Status>>,
     min_lsn_timeout: std::time::Duration,
+    metrics: Arc<metrics::Metrics>,
 }
 
 /// A refusal, answered as an error in the library's shape.
@@ -348,13 +350,45 @@ async fn delete(State(state): State<AppState>, request: Request) -> Response {
     }
 }
 
+/// `GET /metrics` (no token, like `/healthz`).
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let body = state
+        .metrics
+        .render(state.engine.snapshot().len(), state.follower.as_ref());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Counts every answer by route and status, and its latency.
+async fn measure(
+    State(state): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .observe(&path, response.status().as_u16(), started.elapsed());
+    response
+}
+
 /// The routes.
 fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health))
+        .route("/metrics", get(metrics_text))
         .route("/internal/records:upsert", post(upsert))
         .route("/internal/records:delete", post(delete))
         .fallback(read)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), measure))
         .with_state(state)
 }
 
@@ -441,6 +475,7 @@ fn run(args: Args) -> Result<(), String> {
         max_body: args.max_body,
         follower: follower.clone(),
         min_lsn_timeout: std::time::Duration::from_millis(args.min_lsn_timeout_ms),
+        metrics: Arc::new(metrics::Metrics::new()),
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {

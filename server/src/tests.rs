@@ -76,6 +76,7 @@ fn server() -> &'static Server {
             max_body: MAX_BODY,
             follower: None,
             min_lsn_timeout: std::time::Duration::from_secs(1),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

@@ -295,4 +295,46 @@ fn a_follower_answers_what_the_database_answers() {
     assert!(checked >= 300);
     let health = server.health();
     assert_eq!(health["skipped_rows"], 0, "{health}");
+
+    // Writes go to the database, not to a follower.
+    let (status, body) = server.post(
+        "/internal/records:upsert",
+        "[]",
+        &[("X-Auth-Token", &format!("admin-{}", projects[0]))],
+    );
+    assert_eq!(status, 403, "{body}");
+    // A position that is not one, and one far ahead.
+    let p = &projects[0];
+    let path = format!("/v1/{p}/checkpoint_items/count");
+    let token = format!("reader-{p}");
+    let (status, body) = server.get(&path, &[("X-Auth-Token", &token), ("X-Min-LSN", "soon")]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("X-Min-LSN"), "{body}");
+    let (status, body) = server.get(&path, &[("X-Auth-Token", &token), ("X-Min-LSN", "FF/0")]);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("NotFresh") && body.contains("FF/0"), "{body}");
+
+    // The metrics agree with /healthz and count what was asked.
+    let (status, metrics) = server.get("/metrics", &[]);
+    assert_eq!(status, 200);
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+            .unwrap_or_else(|| panic!("{name} in\n{metrics}"))
+    };
+    let health = server.health();
+    let applied =
+        support::lsn(health["applied_lsn"].as_str().expect("applied_lsn")).expect("an LSN");
+    assert!(value("backdex_follower_applied_lsn ") >= applied as f64);
+    assert_eq!(value("backdex_follower_state{state=\"following\"} "), 1.0);
+    assert!(value("backdex_http_requests_total{route=\"v1.count\",status=\"200\"} ") >= 30.0);
+    assert_eq!(
+        value("backdex_http_requests_total{route=\"v1.count\",status=\"503\"} "),
+        1.0
+    );
+    assert!(value("backdex_http_request_duration_seconds_count{route=\"v3.list\"} ") >= 1.0);
 }

@@ -300,6 +300,25 @@ impl Server {
         (status, body)
     }
 
+    /// `POST path` with a body: the status and the body.
+    pub fn post(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let mut request = agent.post(format!("http://{}{path}", self.addr));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let mut response = request.send(body).expect("an HTTP answer");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.body_mut().read_to_string().expect("a body"),
+        )
+    }
+
     pub fn health(&self) -> Value {
         let (_, body) = self.get("/healthz", &[]);
         serde_json::from_str(&body).expect("healthz is JSON")
