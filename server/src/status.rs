@@ -3,9 +3,10 @@
 //! Readers wait on the applied position for `X-Min-LSN`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pg_walstream::SharedLsnFeedback;
 use tokio::sync::{watch, Notify};
 
 /// A PostgreSQL WAL position, `X/Y` in text (two hexadecimal halves).
@@ -53,6 +54,23 @@ impl State {
     }
 }
 
+/// What the follower tells the replication slot it may forget: tracked
+/// from the transactions the reader hands on and the snapshots written.
+#[derive(Debug, Default)]
+struct Confirm {
+    /// The current stream's feedback (its client sends what it holds).
+    feedback: Option<Arc<SharedLsnFeedback>>,
+    /// Snapshots are kept: only what they hold may be confirmed.
+    snapshots: bool,
+    /// A transaction is being received.
+    in_transaction: bool,
+    /// The end of the last transaction received.
+    last_commit: u64,
+    /// Everything received is confirmed (the client caps the value at what
+    /// it received).
+    everything: bool,
+}
+
 /// Shared between the follower and the handlers.
 #[derive(Debug)]
 pub struct Status {
@@ -65,6 +83,7 @@ pub struct Status {
     /// Woken when a reader waits for a position not yet applied: the
     /// follower then asks the source for a heartbeat at once.
     pub wanted: Notify,
+    confirm: Mutex<Confirm>,
 }
 
 impl Default for Status {
@@ -76,6 +95,7 @@ impl Default for Status {
             lag_ms: AtomicU64::new(0),
             skipped_rows: AtomicU64::new(0),
             wanted: Notify::new(),
+            confirm: Mutex::new(Confirm::default()),
         }
     }
 }
@@ -118,6 +138,75 @@ impl Status {
     /// A snapshot holding every change up to `lsn` is written.
     pub fn set_durable(&self, lsn: Lsn) {
         self.durable.fetch_max(lsn.0, Ordering::Relaxed);
+        self.refresh_confirm();
+    }
+
+    fn confirm(&self) -> std::sync::MutexGuard<'_, Confirm> {
+        self.confirm
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A new stream starts at `at`, everything before it applied.
+    pub fn attach_feedback(&self, feedback: Arc<SharedLsnFeedback>, snapshots: bool, at: Lsn) {
+        {
+            let mut c = self.confirm();
+            *c = Confirm {
+                feedback: Some(feedback),
+                snapshots,
+                in_transaction: false,
+                last_commit: at.0,
+                everything: false,
+            };
+        }
+        self.refresh_confirm();
+    }
+
+    /// A transaction begins on the stream. When everything received was
+    /// being confirmed, the stream gets a fresh feedback holding only the
+    /// durable position (a client's feedback never moves back), returned
+    /// for the reader to install before it reads on.
+    pub fn transaction_begins(&self) -> Option<Arc<SharedLsnFeedback>> {
+        let mut c = self.confirm();
+        c.in_transaction = true;
+        if !(c.snapshots && c.everything) {
+            return None;
+        }
+        let fresh = SharedLsnFeedback::new_shared();
+        let durable = self.durable().0;
+        fresh.update_flushed_lsn(durable);
+        fresh.update_applied_lsn(durable);
+        c.feedback = Some(fresh.clone());
+        c.everything = false;
+        Some(fresh)
+    }
+
+    /// A transaction ending at `end` was received whole.
+    pub fn transaction_ends(&self, end: Lsn) {
+        {
+            let mut c = self.confirm();
+            c.in_transaction = false;
+            c.last_commit = c.last_commit.max(end.0);
+        }
+        self.refresh_confirm();
+    }
+
+    /// Tells the stream's client what the slot may forget. Without
+    /// snapshots, everything received: a restart copies afresh anyway. With
+    /// them, what the newest snapshot holds; and everything received when
+    /// no transaction is open and the snapshot holds every one received,
+    /// so that PostgreSQL's shutdown, which waits for its senders' WAL to be
+    /// confirmed, is not held up by an idle follower.
+    pub fn refresh_confirm(&self) {
+        let durable = self.durable().0;
+        let mut c = self.confirm();
+        let everything = !c.snapshots || (!c.in_transaction && c.last_commit <= durable);
+        let value = if everything { u64::MAX } else { durable };
+        if let Some(feedback) = &c.feedback {
+            feedback.update_flushed_lsn(value);
+            feedback.update_applied_lsn(value);
+        }
+        c.everything = everything;
     }
 
     pub fn lag_ms(&self) -> u64 {

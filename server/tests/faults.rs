@@ -76,9 +76,27 @@ fn following(server: &Server) {
 
 #[test]
 fn postgresql_restarted_while_following() {
+    restarted_while_following(false);
+}
+
+/// With snapshots the slot is confirmed only up to what they hold; an
+/// idle follower whose snapshot holds everything confirms all it
+/// received, so the database's shutdown does not wait for it.
+#[test]
+fn postgresql_restarted_while_following_with_snapshots() {
+    restarted_while_following(true);
+}
+
+fn restarted_while_following(snapshots: bool) {
     let (pg, mut sql, records, projects) = database(200);
     let tokens = tokens_file(pg.dir(), &projects);
-    let server = follower(&pg, &tokens, &[]);
+    let dir = pg.dir().join("snapshots").display().to_string();
+    let args: Vec<&str> = if snapshots {
+        vec!["--snapshot-dir", &dir, "--snapshot-every-secs", "1"]
+    } else {
+        Vec::new()
+    };
+    let server = follower(&pg, &tokens, &args);
     following(&server);
     touch(&mut sql, &records, 0, 20);
     let at = wal_position(&mut sql);

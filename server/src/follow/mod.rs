@@ -361,17 +361,39 @@ async fn stream_changes(
     mut stream: LogicalReplicationStream,
     engine: &Engine,
     config: &Config,
-    status: &Status,
+    status: &Arc<Status>,
     quarantine: &mut HashMap<String, Draft>,
     shutdown: &CancellationToken,
 ) -> Result<(), Fault> {
-    let feedback = stream.shared_lsn_feedback.clone();
+    status.attach_feedback(
+        stream.shared_lsn_feedback.clone(),
+        config.snapshots,
+        status.applied(),
+    );
     let (tx, mut rx) = mpsc::channel::<Result<ChangeEvent, ReplicationError>>(8192);
     let cancel = shutdown.child_token();
     let reader_cancel = cancel.clone();
+    let reader_status = status.clone();
     let reader = tokio::spawn(async move {
         loop {
             let event = stream.next_event(&reader_cancel).await;
+            // What the slot may forget follows the transactions received
+            // (see `Status::refresh_confirm`).
+            match &event {
+                Ok(ChangeEvent {
+                    event_type: EventType::Begin { .. },
+                    ..
+                }) => {
+                    if let Some(fresh) = reader_status.transaction_begins() {
+                        stream.shared_lsn_feedback = fresh;
+                    }
+                }
+                Ok(ChangeEvent {
+                    event_type: EventType::Commit { end_lsn, .. },
+                    ..
+                }) => reader_status.transaction_ends(Lsn(end_lsn.value())),
+                _ => {}
+            }
             let failed = event.is_err();
             if tx.send(event).await.is_err() || failed {
                 break;
@@ -493,19 +515,7 @@ async fn stream_changes(
                 }
             }
             publish(engine, status, batch, at, source_time, quarantine, &skipped);
-            // What the slot may forget. With snapshots, only what the newest
-            // one holds (the client reports its flushed position as at least
-            // its applied one, so both stay there). Without, a restart syncs
-            // afresh whatever the slot holds, so everything received is
-            // confirmed (the client caps the value at what it received):
-            // PostgreSQL's shutdown waits for its senders' WAL confirmed.
-            let confirmed = if config.snapshots {
-                status.durable().0
-            } else {
-                u64::MAX
-            };
-            feedback.update_applied_lsn(confirmed);
-            feedback.update_flushed_lsn(confirmed);
+            status.refresh_confirm();
         }
     }
     .await;

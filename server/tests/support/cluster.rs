@@ -163,9 +163,26 @@ impl Postgres {
         );
     }
 
-    /// Stops the server, to start it again with [`Postgres::start_again`].
+    /// Stops the server (a fast shutdown, which waits for its WAL
+    /// senders' positions to be confirmed), to start it again with
+    /// [`Postgres::start_again`]; panics if it does not stop within a
+    /// minute.
     pub fn stop_for_restart(&self) {
-        self.stop("fast");
+        let data = self.data().display().to_string();
+        let output = self
+            .command(
+                &bin("pg_ctl").display().to_string(),
+                &["-D", &data, "-m", "fast", "-w", "-t", "60", "stop"],
+                true,
+            )
+            .output()
+            .expect("pg_ctl");
+        assert!(
+            output.status.success(),
+            "PostgreSQL did not stop: {}{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.log()
+        );
     }
 
     /// Starts a stopped server again on the same port.
