@@ -51,7 +51,7 @@ const COLUMNS: [(&str, &str); 26] = [
 ];
 
 /// A record's columns as text (SQL NULL as `None`).
-fn texts(record: &Record) -> Vec<Option<String>> {
+pub fn texts(record: &Record) -> Vec<Option<String>> {
     let json = serde_json::to_value(record).expect("a record is JSON");
     COLUMNS
         .iter()
@@ -100,6 +100,58 @@ pub fn write(sql: &mut impl postgres::GenericClient, record: &Record) {
         )
         .expect("a member is inserted");
     }
+}
+
+/// Loads many records at once with `COPY … FROM STDIN` (text format).
+pub fn copy_in(sql: &mut postgres::Client, records: &[Record]) {
+    use std::io::Write;
+    let escape = |out: &mut Vec<u8>, text: &str| {
+        for b in text.bytes() {
+            match b {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b => out.push(b),
+            }
+        }
+    };
+    let names: Vec<&str> = COLUMNS.iter().map(|(c, _)| *c).collect();
+    let mut writer = sql
+        .copy_in(format!("COPY backups ({}) FROM STDIN", names.join(", ")).as_str())
+        .expect("COPY backups");
+    let mut line = Vec::new();
+    for r in records {
+        line.clear();
+        for (i, value) in texts(r).iter().enumerate() {
+            if i > 0 {
+                line.push(b'\t');
+            }
+            match value {
+                None => line.extend_from_slice(b"\\N"),
+                Some(text) => escape(&mut line, text),
+            }
+        }
+        line.push(b'\n');
+        writer.write_all(&line).expect("a row");
+    }
+    writer.finish().expect("COPY backups done");
+    let mut writer = sql
+        .copy_in("COPY backup_members (backup_id, dest_project_id, status) FROM STDIN")
+        .expect("COPY backup_members");
+    for r in records {
+        for m in &r.members {
+            line.clear();
+            escape(&mut line, &r.id);
+            line.push(b'\t');
+            escape(&mut line, &m.dest_project_id);
+            line.push(b'\t');
+            line.extend_from_slice(m.status.as_str().as_bytes());
+            line.push(b'\n');
+            writer.write_all(&line).expect("a member");
+        }
+    }
+    writer.finish().expect("COPY backup_members done");
 }
 
 /// Every record as PostgreSQL holds it, read through its own JSON
