@@ -141,6 +141,10 @@ impl Engine {
     /// engine.change_at(b"0/16B3748", |store| store.upsert(&[record]))?;
     /// let (store, position) = engine.snapshot_at();
     /// assert_eq!((store.len(), &position[..]), (1, &b"0/16B3748"[..]));
+    /// engine.reposition(b"0/16B3790");
+    /// let (same, position) = engine.snapshot_at();
+    /// assert!(std::sync::Arc::ptr_eq(&store, &same));
+    /// assert_eq!(&position[..], b"0/16B3790");
     /// # Ok::<(), backdex::ChangeError>(())
     /// ```
     ///
@@ -154,6 +158,16 @@ impl Engine {
         change: impl FnOnce(&mut Store) -> Result<T, ChangeError>,
     ) -> Result<T, ChangeError> {
         self.publish(Some(position), change)
+    }
+
+    /// Moves the current version's position to `position` without changing
+    /// its store: the source moved on with nothing to change (a heartbeat
+    /// through a replication stream, say). Cheaper than an empty
+    /// [`Engine::change_at`], which copies the store.
+    pub fn reposition(&self, position: &[u8]) {
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        current.position = position.into();
     }
 
     /// [`Store::upsert`] as one atomic version change.

@@ -253,6 +253,13 @@ pub struct Plan {
     pub cleared: bool,
 }
 
+impl Plan {
+    /// Nothing to change.
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.deletes.is_empty() && !self.cleared
+    }
+}
+
 /// Checks every draft of the batch by the record rules.
 pub fn plan(batch: Changes, quarantine: &mut HashMap<String, Draft>) -> Plan {
     let mut plan = Plan {

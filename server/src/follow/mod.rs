@@ -546,11 +546,16 @@ fn publish(
     }
     let plan = apply::plan(batch, quarantine);
     report_refused(status, &plan);
-    let published = tokio::task::block_in_place(|| {
-        engine.change_at(at.to_string().as_bytes(), |store| {
-            apply::apply(&plan, store)
+    let position = at.to_string();
+    let published = if plan.is_empty() {
+        // A heartbeat: the position moves, the store stays.
+        engine.reposition(position.as_bytes());
+        Ok(())
+    } else {
+        tokio::task::block_in_place(|| {
+            engine.change_at(position.as_bytes(), |store| apply::apply(&plan, store))
         })
-    });
+    };
     match published {
         Ok(()) => {
             status.set_applied(at);
