@@ -293,6 +293,20 @@ fn a_row_breaking_the_rules_is_skipped_and_counted() {
         "the log names table, key and reason:\n{log}"
     );
 
+    // A follower syncing afresh finds the bad row in the copy: the same.
+    let copying = follower(&pg, &tokens, &["--slot", "copying"]);
+    following(&copying);
+    assert_answers(
+        &copying,
+        &want,
+        &at,
+        &whole_view(&projects),
+        "copied beside the bad row",
+    );
+    assert_eq!(copying.health()["skipped_rows"], 1);
+    assert!(copying.log().contains(&records[0].id), "{}", copying.log());
+    drop(copying);
+
     // Mended, it is served again.
     sql.execute(
         "UPDATE backups SET status = 'available' WHERE id = $1",

@@ -31,6 +31,11 @@ impl Draft {
         Draft { fields, members }
     }
 
+    /// Its members, destination project → status.
+    pub fn members_mut(&mut self) -> &mut BTreeMap<String, String> {
+        &mut self.members
+    }
+
     /// The draft of a stored record.
     pub fn of(record: &Record) -> Draft {
         let mut fields = match serde_json::to_value(record) {

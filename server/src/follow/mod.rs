@@ -30,12 +30,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use backdex::{Engine, Store};
+use backdex::{Engine, Member, MemberStatus, Record, Store};
 use pg_walstream::{
     CancellationToken, ChangeEvent, EventType, LogicalReplicationStream, ReplicationError,
     ReplicationSlotOptions, ReplicationStreamConfig, SnapshotOutcome, StreamingMode,
 };
-use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use crate::status::{Lsn, State, Status};
@@ -210,13 +209,26 @@ async fn initial_sync(
     };
     let at = Lsn(snapshot.consistent_point().value());
     let mut rows = snapshot.rows();
-    let mut backups: Vec<(String, Map<String, Value>)> = Vec::new();
+    // Each row becomes a record as it arrives (a row's JSON is large next
+    // to its record); members are attached once both tables are read.
+    let mut records: Vec<Record> = Vec::new();
+    let mut refused: Vec<(String, Draft, String)> = Vec::new();
     let mut members: HashMap<String, BTreeMap<String, String>> = HashMap::new();
     let mut skipped = Vec::new();
     while let Some(r) = rows.next_row().await.map_err(|e| Fault::of(e, "copying"))? {
         match &*r.relation.relation_name {
             row::BACKUPS => match (row::key(&r.data, "id"), row::backup_fields(&r.data)) {
-                (Ok(id), Ok(fields)) => backups.push((id, fields)),
+                (Ok(id), Ok(fields)) => {
+                    let draft = Draft::new(fields, BTreeMap::new());
+                    match draft.record() {
+                        Ok(record) if record.id == id => records.push(record),
+                        Ok(record) => {
+                            let reason = format!("field id: {:?} is not its key", record.id);
+                            refused.push((id, draft, reason));
+                        }
+                        Err(e) => refused.push((id, draft, e.to_string())),
+                    }
+                }
                 (Ok(id), Err(e)) => skipped.push((row::BACKUPS, id, e.0)),
                 (Err(e), _) => skipped.push((row::BACKUPS, "?".to_owned(), e.0)),
             },
@@ -237,32 +249,24 @@ async fn initial_sync(
         .finish()
         .await
         .map_err(|e| Fault::of(e, "ending the copy"))?;
-    let copied = backups.len();
-    let mut batch = Changes {
-        cleared: true,
-        ..Changes::default()
-    };
-    for (id, fields) in backups {
-        let draft = Draft::new(fields, members.remove(&id).unwrap_or_default());
-        batch.records.insert(id, Some(draft));
-    }
-    for (backup, of) in members {
-        for dest in of.into_keys() {
-            let key = format!("({backup}, {dest})");
-            skipped.push((row::MEMBERS, key, format!("no backup {backup:?}")));
-        }
-    }
-    let plan = tokio::task::block_in_place(|| apply::plan(batch, quarantine));
+    let copied = records.len() + refused.len();
+    let store = tokio::task::block_in_place(|| {
+        attach_members(&mut records, &mut refused, members, &mut skipped);
+        let mut store = Store::new();
+        store.upsert(&records).map(|_| store)
+    })
+    .map_err(|e| Fault::Transient(format!("loading the copy: {e}")))?;
+    drop(records);
     report_skipped(
         status,
         skipped.iter().map(|(t, k, r)| (*t, k.as_str(), r.as_str())),
     );
-    report_refused(status, &plan);
-    let store = tokio::task::block_in_place(|| {
-        let mut store = Store::new();
-        apply::apply(&plan, &mut store).map(|()| store)
-    })
-    .map_err(|e| Fault::Transient(format!("loading the copy: {e}")))?;
+    quarantine.clear();
+    for (id, draft, reason) in refused {
+        tracing::warn!(table = row::BACKUPS, key = %id, reason = %reason, "row skipped: it breaks the record rules");
+        status.add_skipped(1);
+        quarantine.insert(id, draft);
+    }
     let records = store.len();
     engine
         .change_at(at.to_string().as_bytes(), |current| {
@@ -273,6 +277,62 @@ async fn initial_sync(
     status.set_applied(at);
     tracing::info!(rows = copied, records, at = %at, ms = started.elapsed().as_millis() as u64, "initial sync done");
     start(stream, at).await
+}
+
+/// Gives the copied records their members (in the byte order of the
+/// destination projects, as a draft does). A record with a member the
+/// rules refuse is refused whole, as in the stream; a member of no copied
+/// backup is skipped.
+fn attach_members(
+    records: &mut Vec<Record>,
+    refused: &mut Vec<(String, Draft, String)>,
+    members: HashMap<String, BTreeMap<String, String>>,
+    skipped: &mut Vec<(&'static str, String, String)>,
+) {
+    let index: HashMap<String, usize> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id.clone(), i))
+        .collect();
+    let mut bad: Vec<usize> = Vec::new();
+    for (backup, of) in members {
+        if let Some(&i) = index.get(&backup) {
+            let parsed: Option<Vec<Member>> = of
+                .iter()
+                .map(|(dest, status)| {
+                    MemberStatus::parse(status).map(|status| Member {
+                        dest_project_id: dest.clone(),
+                        status,
+                    })
+                })
+                .collect();
+            match (parsed, records.get_mut(i)) {
+                (Some(parsed), Some(record)) => record.members = parsed,
+                (None, Some(record)) => {
+                    let mut draft = Draft::of(record);
+                    draft.members_mut().extend(of);
+                    let reason = draft.record().err().map_or_else(
+                        || "a member's status is refused".to_owned(),
+                        |e| e.to_string(),
+                    );
+                    refused.push((backup, draft, reason));
+                    bad.push(i);
+                }
+                (_, None) => {}
+            }
+        } else if let Some((_, draft, _)) = refused.iter_mut().find(|(id, _, _)| *id == backup) {
+            draft.members_mut().extend(of);
+        } else {
+            for dest in of.into_keys() {
+                let key = format!("({backup}, {dest})");
+                skipped.push((row::MEMBERS, key, format!("no backup {backup:?}")));
+            }
+        }
+    }
+    bad.sort_unstable();
+    for i in bad.into_iter().rev() {
+        records.swap_remove(i);
+    }
 }
 
 /// Connects to the existing slot to continue from `at`.
