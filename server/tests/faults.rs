@@ -70,6 +70,11 @@ fn touch(sql: &mut postgres::Client, records: &[Record], from: usize, n: usize) 
     }
 }
 
+/// The follower's snapshot directory, beside the database's.
+fn snapshot_dir(pg: &Postgres) -> String {
+    pg.dir().join("snapshots").display().to_string()
+}
+
 fn following(server: &Server) {
     server.wait_until(Duration::from_secs(60), |h| h["state"] == "following");
 }
@@ -90,7 +95,7 @@ fn postgresql_restarted_while_following_with_snapshots() {
 fn restarted_while_following(snapshots: bool) {
     let (pg, mut sql, records, projects) = database(200);
     let tokens = tokens_file(pg.dir(), &projects);
-    let dir = pg.dir().join("snapshots").display().to_string();
+    let dir = snapshot_dir(&pg);
     let args: Vec<&str> = if snapshots {
         vec!["--snapshot-dir", &dir, "--snapshot-every-secs", "1"]
     } else {
@@ -149,8 +154,7 @@ fn restarted_while_following(snapshots: bool) {
 fn killed_mid_stream_and_restarted_from_its_snapshot() {
     let (pg, mut sql, records, projects) = database(300);
     let tokens = tokens_file(pg.dir(), &projects);
-    let snapshots = pg.dir().join("snapshots");
-    let dir = snapshots.display().to_string();
+    let dir = snapshot_dir(&pg);
     let args = ["--snapshot-dir", dir.as_str(), "--snapshot-every-secs", "1"];
     let mut server = follower(&pg, &tokens, &args);
     following(&server);
@@ -193,8 +197,7 @@ fn killed_mid_stream_and_restarted_from_its_snapshot() {
 fn a_dropped_slot_is_reported_and_a_resync_recovers() {
     let (pg, mut sql, records, projects) = database(150);
     let tokens = tokens_file(pg.dir(), &projects);
-    let snapshots = pg.dir().join("snapshots");
-    let dir = snapshots.display().to_string();
+    let dir = snapshot_dir(&pg);
     let args = ["--snapshot-dir", dir.as_str(), "--snapshot-every-secs", "1"];
     let mut server = follower(&pg, &tokens, &args);
     following(&server);

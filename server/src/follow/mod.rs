@@ -262,11 +262,8 @@ async fn initial_sync(
         skipped.iter().map(|(t, k, r)| (*t, k.as_str(), r.as_str())),
     );
     quarantine.clear();
-    for (id, draft, reason) in refused {
-        tracing::warn!(table = row::BACKUPS, key = %id, reason = %reason, "row skipped: it breaks the record rules");
-        status.add_skipped(1);
-        quarantine.insert(id, draft);
-    }
+    report_refused(status, &refused);
+    quarantine.extend(refused.into_iter().map(|(id, draft, _)| (id, draft)));
     let records = store.len();
     engine
         .change_at(at.to_string().as_bytes(), |current| {
@@ -605,7 +602,7 @@ fn publish(
         return;
     }
     let plan = apply::plan(batch, quarantine);
-    report_refused(status, &plan);
+    report_refused(status, &plan.refused);
     let position = at.to_string();
     let published = if plan.is_empty() {
         // A heartbeat: the position moves, the store stays.
@@ -645,8 +642,9 @@ fn report_skipped<'a>(
     }
 }
 
-fn report_refused(status: &Status, plan: &apply::Plan) {
-    for (id, _, reason) in &plan.refused {
+/// Logs and counts records refused by the record rules (id, draft, reason).
+fn report_refused(status: &Status, refused: &[(String, Draft, String)]) {
+    for (id, _, reason) in refused {
         tracing::warn!(table = row::BACKUPS, key = %id, reason = %reason, "row skipped: it breaks the record rules");
         status.add_skipped(1);
     }

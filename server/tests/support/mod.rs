@@ -288,6 +288,25 @@ pub fn lsn(text: &str) -> Option<u64> {
     Some((u64::from_str_radix(high, 16).ok()? << 32) | u64::from_str_radix(low, 16).ok()?)
 }
 
+/// An HTTP client that hands back every status as an answer.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// A response's status and body.
+fn answer(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, String) {
+    let mut response = response.expect("an HTTP answer");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.body_mut().read_to_string().expect("a body"),
+    )
+}
+
 /// `backdex-server` as a child process, its stderr kept.
 pub struct Server {
     child: Child,
@@ -337,38 +356,20 @@ impl Server {
 
     /// `GET path?query` with headers: the status and the body.
     pub fn get(&self, path_and_query: &str, headers: &[(&str, &str)]) -> (u16, String) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
-        let mut request = agent.get(format!("http://{}{path_and_query}", self.addr));
+        let mut request = agent().get(format!("http://{}{path_and_query}", self.addr));
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
-        let mut response = request.call().expect("an HTTP answer");
-        let status = response.status().as_u16();
-        let body = response.body_mut().read_to_string().expect("a body");
-        (status, body)
+        answer(request.call())
     }
 
     /// `POST path` with a body: the status and the body.
     pub fn post(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
-        let mut request = agent.post(format!("http://{}{path}", self.addr));
+        let mut request = agent().post(format!("http://{}{path}", self.addr));
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
-        let mut response = request.send(body).expect("an HTTP answer");
-        let status = response.status().as_u16();
-        (
-            status,
-            response.body_mut().read_to_string().expect("a body"),
-        )
+        answer(request.send(body))
     }
 
     pub fn health(&self) -> Value {
