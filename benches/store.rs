@@ -61,6 +61,24 @@ fn bench_store(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("engine_upsert_100", n), |b| {
         b.iter(|| engine.upsert(black_box(&batch)).expect("valid"))
     });
+    // One record a version: a replication stream's single-row transactions
+    // arriving one by one, each published alone.
+    let mut one = records[n / 5].clone();
+    let mut flip = false;
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::new("engine_upsert_1_status_change", n), |b| {
+        b.iter(|| {
+            flip = !flip;
+            one.status = if flip {
+                Status::Error
+            } else {
+                Status::Available
+            };
+            engine
+                .upsert(std::slice::from_ref(black_box(&one)))
+                .expect("valid")
+        })
+    });
     let snapshot = engine.snapshot();
     group.bench_function(BenchmarkId::new("snapshot_clone", n), |b| {
         b.iter(|| black_box(Store::clone(&snapshot)))

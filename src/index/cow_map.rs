@@ -4,10 +4,10 @@
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
 
+use super::Spine;
 use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::mem::size_of;
-use std::sync::Arc;
 
 use crate::codec::{Decoder, Encoder, Malformed, Persist};
 
@@ -20,19 +20,19 @@ const SHARDS: usize = 1 << SHARD_BITS;
 /// not a concern.
 type FxMap<K, V> = FxHashMap<K, V>;
 
-/// A map of `K` to `V` split into 1,024 `Arc`ed shards: a clone costs
-/// 1,024 pointer copies and a write copies one shard (about 1/1,024 of the
-/// map) only when a snapshot still shares it.
+/// A map of `K` to `V` split into 1,024 `Arc`ed shards in a [`Spine`]: a
+/// clone costs 16 pointer copies and a write copies one shard (about
+/// 1/1,024 of the map) only when a snapshot still shares it.
 #[derive(Debug, Clone)]
 pub(crate) struct CowMap<K, V> {
-    shards: Vec<Arc<FxMap<K, V>>>,
+    shards: Spine<FxMap<K, V>>,
     len: usize,
 }
 
 impl<K, V> Default for CowMap<K, V> {
     fn default() -> Self {
         CowMap {
-            shards: (0..SHARDS).map(|_| Arc::new(FxMap::default())).collect(),
+            shards: (0..SHARDS).map(|_| FxMap::default()).collect(),
             len: 0,
         }
     }
@@ -68,8 +68,12 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let shard = &mut self.shards[shard_of(key)];
-        shard.contains_key(key).then(|| Arc::make_mut(shard))
+        let i = shard_of(key);
+        if self.shards[i].contains_key(key) {
+            Some(self.shards.make_mut(i))
+        } else {
+            None
+        }
     }
 
     pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
@@ -82,7 +86,7 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
 
     /// The value of `key`, inserting `make()` first when absent.
     pub(crate) fn entry_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
-        let shard = Arc::make_mut(&mut self.shards[shard_of(&key)]);
+        let shard = self.shards.make_mut(shard_of(&key));
         if !shard.contains_key(&key) {
             self.len += 1;
         }
@@ -106,7 +110,8 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     /// Heap bytes of the table slots and shard headers (not of what the
     /// keys and values own themselves).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.shards.len() * (size_of::<Arc<()>>() + 16 + size_of::<FxMap<K, V>>())
+        self.shards.spine_bytes()
+            + self.shards.len() * (16 + size_of::<FxMap<K, V>>())
             + self
                 .shards
                 .iter()
@@ -120,14 +125,14 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
 /// the text, in copy-on-write shards like [`CowMap`]'s.
 #[derive(Debug, Clone)]
 pub(crate) struct CowTable {
-    shards: Vec<Arc<HashTable<u32>>>,
+    shards: Spine<HashTable<u32>>,
     len: usize,
 }
 
 impl Default for CowTable {
     fn default() -> Self {
         CowTable {
-            shards: (0..SHARDS).map(|_| Arc::new(HashTable::new())).collect(),
+            shards: (0..SHARDS).map(|_| HashTable::new()).collect(),
             len: 0,
         }
     }
@@ -166,7 +171,8 @@ impl CowTable {
     /// Adds a code (not in the table) with its hash; `hash_of` gives the
     /// hash of any code the table holds, for growing.
     pub(crate) fn insert(&mut self, hash: u64, code: u32, hash_of: impl Fn(u32) -> u64) {
-        Arc::make_mut(&mut self.shards[Self::shard_of(hash)])
+        self.shards
+            .make_mut(Self::shard_of(hash))
             .insert_unique(hash, code, |&c| hash_of(c));
         self.len += 1;
     }
@@ -174,11 +180,11 @@ impl CowTable {
     /// Removes a code, found by its hash; whether it was there. A miss
     /// copies no shard a snapshot shares.
     pub(crate) fn remove(&mut self, hash: u64, code: u32) -> bool {
-        let shard = &mut self.shards[Self::shard_of(hash)];
-        if shard.find(hash, |&c| c == code).is_none() {
+        let i = Self::shard_of(hash);
+        if self.shards[i].find(hash, |&c| c == code).is_none() {
             return false;
         }
-        if let Ok(entry) = Arc::make_mut(shard).find_entry(hash, |&c| c == code) {
+        if let Ok(entry) = self.shards.make_mut(i).find_entry(hash, |&c| c == code) {
             entry.remove();
             self.len -= 1;
         }
@@ -187,7 +193,8 @@ impl CowTable {
 
     /// Heap bytes of the slots and shard headers.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.shards.len() * (size_of::<Arc<()>>() + 16 + size_of::<HashTable<u32>>())
+        self.shards.spine_bytes()
+            + self.shards.len() * (16 + size_of::<HashTable<u32>>())
             + self
                 .shards
                 .iter()

@@ -5,9 +5,9 @@
 mod cow_map;
 mod persist;
 mod sorted;
+mod spine;
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
@@ -16,6 +16,7 @@ use crate::record::MemberStatus;
 pub(crate) use cow_map::{text_hash, CowMap, CowTable};
 pub(crate) use persist::RowBound;
 pub(crate) use sorted::SortedSeq;
+pub(crate) use spine::Spine;
 
 /// Approximate heap bytes of a bitmap: its serialized size (each
 /// container's values and a short header), each container's 32-byte entry
@@ -74,29 +75,28 @@ impl AscendingRows {
 }
 
 /// A roaring bitmap of rows per value code (a dictionary code, or an enum's
-/// discriminant). Each bitmap is `Arc`ed on its own, so a write copies just
-/// the bitmap it touches.
+/// discriminant). Each bitmap is `Arc`ed on its own in a [`Spine`], so a
+/// clone copies a pointer per 64 codes and a write copies just the bitmap
+/// it touches.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct BitmapIndex {
-    by_code: Vec<Arc<RoaringBitmap>>,
+    by_code: Spine<RoaringBitmap>,
 }
 
 impl BitmapIndex {
     /// From each code's rows (by code).
     pub(crate) fn from_bitmaps(by_code: Vec<RoaringBitmap>) -> BitmapIndex {
         BitmapIndex {
-            by_code: by_code.iter().map(|b| Arc::new(tight(b))).collect(),
+            by_code: by_code.iter().map(tight).collect(),
         }
     }
 
     pub(crate) fn insert(&mut self, code: u32, row: u32) {
         let i = code as usize;
-        if i >= self.by_code.len() {
-            self.by_code.resize_with(i + 1, Default::default);
-        }
+        self.by_code.grow_to(i + 1, RoaringBitmap::new);
         // Not `try_push`: finding a bitmap container's greatest value
         // costs more than setting the bit (see `AscendingRows`).
-        Arc::make_mut(&mut self.by_code[i]).insert(row);
+        self.by_code.make_mut(i).insert(row);
     }
 
     /// Adds rows, each greater than every row the index holds (rows
@@ -106,26 +106,20 @@ impl BitmapIndex {
             return;
         }
         let i = code as usize;
-        if i >= self.by_code.len() {
-            self.by_code.resize_with(i + 1, Default::default);
-        }
-        *Arc::make_mut(&mut self.by_code[i]) |= rows;
+        self.by_code.grow_to(i + 1, RoaringBitmap::new);
+        *self.by_code.make_mut(i) |= rows;
     }
 
     pub(crate) fn remove(&mut self, code: u32, row: u32) {
-        if let Some(b) = self.by_code.get_mut(code as usize) {
-            if b.contains(row) {
-                Arc::make_mut(b).remove(row);
-            }
+        let i = code as usize;
+        if self.by_code.get(i).is_some_and(|b| b.contains(row)) {
+            self.by_code.make_mut(i).remove(row);
         }
     }
 
     /// The rows holding `code`; `None` when there are none.
     pub(crate) fn get(&self, code: u32) -> Option<&RoaringBitmap> {
-        self.by_code
-            .get(code as usize)
-            .map(|b| &**b)
-            .filter(|b| !b.is_empty())
+        self.by_code.get(code as usize).filter(|b| !b.is_empty())
     }
 
     /// Every code with at least one row.
@@ -134,11 +128,11 @@ impl BitmapIndex {
             .iter()
             .enumerate()
             .filter(|(_, b)| !b.is_empty())
-            .map(|(c, b)| (c as u32, &**b))
+            .map(|(c, b)| (c as u32, b))
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.by_code.capacity() * 8 + self.by_code.iter().map(|b| bitmap_bytes(b)).sum::<usize>()
+        self.by_code.spine_bytes() + self.by_code.iter().map(bitmap_bytes).sum::<usize>()
     }
 }
 
@@ -461,7 +455,7 @@ pub(crate) struct SharingIndex {
     /// Per member status (its discriminant): destination code -> rows.
     pub(crate) to_status: [BitmapIndex; 3],
     /// `at_least[k]`: rows with more than `k` members.
-    pub(crate) at_least: Vec<Arc<RoaringBitmap>>,
+    pub(crate) at_least: Spine<RoaringBitmap>,
 }
 
 impl SharingIndex {
@@ -470,11 +464,9 @@ impl SharingIndex {
             self.to.insert(dest, row);
             self.to_status[status as usize].insert(dest, row);
         }
-        if self.at_least.len() < members.len() {
-            self.at_least.resize_with(members.len(), Default::default);
-        }
-        for b in &mut self.at_least[..members.len()] {
-            Arc::make_mut(b).insert(row);
+        self.at_least.grow_to(members.len(), RoaringBitmap::new);
+        for k in 0..members.len() {
+            self.at_least.make_mut(k).insert(row);
         }
     }
 
@@ -483,10 +475,10 @@ impl SharingIndex {
             self.to.remove(dest, row);
             self.to_status[status as usize].remove(dest, row);
         }
-        for b in &mut self.at_least[..members.len()] {
-            Arc::make_mut(b).remove(row);
+        for k in 0..members.len().min(self.at_least.len()) {
+            self.at_least.make_mut(k).remove(row);
         }
-        while self.at_least.last().is_some_and(|b| b.is_empty()) {
+        while self.at_least.last().is_some_and(RoaringBitmap::is_empty) {
             self.at_least.pop();
         }
     }
@@ -498,7 +490,7 @@ impl SharingIndex {
                 .iter()
                 .map(BitmapIndex::heap_bytes)
                 .sum::<usize>()
-            + self.at_least.iter().map(|b| bitmap_bytes(b)).sum::<usize>()
+            + self.at_least.iter().map(bitmap_bytes).sum::<usize>()
     }
 }
 

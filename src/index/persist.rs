@@ -2,8 +2,6 @@
 //! the portable roaring format, ordered sequences as their entries), so
 //! that reading one back sorts and inserts nothing.
 
-use std::sync::Arc;
-
 use roaring::RoaringBitmap;
 
 use super::{BitmapIndex, DayIndex, ExtendOverlap, IpIndex, SharingIndex, SortedSeq, TrigramIndex};
@@ -26,12 +24,12 @@ impl RowBound for SortedSeq<u32> {
 impl Persist for BitmapIndex {
     const MIN_BYTES: usize = 8;
     fn save(&self, out: &mut Encoder) {
-        out.seq(self.by_code.iter().map(|b| &**b));
+        out.seq(self.by_code.iter());
     }
     fn load(input: &mut Decoder<'_>) -> Result<BitmapIndex, Malformed> {
         let bitmaps: Vec<RoaringBitmap> = input.seq()?;
         Ok(BitmapIndex {
-            by_code: bitmaps.into_iter().map(Arc::new).collect(),
+            by_code: bitmaps.into_iter().collect(),
         })
     }
 }
@@ -111,7 +109,7 @@ impl Persist for SharingIndex {
         for by_status in &self.to_status {
             by_status.save(out);
         }
-        out.seq(self.at_least.iter().map(|b| &**b));
+        out.seq(self.at_least.iter());
     }
     fn load(input: &mut Decoder<'_>) -> Result<SharingIndex, Malformed> {
         let to = BitmapIndex::load(input)?;
@@ -124,7 +122,7 @@ impl Persist for SharingIndex {
         Ok(SharingIndex {
             to,
             to_status,
-            at_least: at_least.into_iter().map(Arc::new).collect(),
+            at_least: at_least.into_iter().collect(),
         })
     }
 }

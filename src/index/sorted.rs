@@ -1,9 +1,13 @@
-//! An ordered sequence in copy-on-write leaves: the ordered indexes.
+//! An ordered sequence in copy-on-write leaves and groups: the ordered
+//! indexes.
 //!
-//! Two levels are enough at this scale: 1,000,000 entries make about 2,000
-//! leaves of up to 512 entries. Finding a position is a binary search over
-//! the leaves' last entries and then inside one leaf; inserting moves at
-//! most 512 entries; a store clone copies only the leaf pointers.
+//! Three levels are enough at this scale: 1,000,000 entries make about
+//! 2,000 leaves of up to 512 entries, in about 40 groups of up to 64
+//! leaves. Finding a position is a binary search over the groups' last
+//! entries, then over one group's leaves, then inside one leaf; inserting
+//! moves at most 512 entries and 64 leaf pointers. A store clone copies
+//! only the group pointers (a store is cloned for every published
+//! version), and a write copies the one group and leaf it touches.
 
 use std::cmp::Ordering;
 use std::mem::size_of;
@@ -11,45 +15,79 @@ use std::sync::Arc;
 
 use crate::codec::{Decoder, Encoder, Malformed, Persist};
 
-const LEAF_MAX: usize = 512;
+/// Entries per leaf, at most. (Tests use small leaves and groups, so that
+/// their stores of a few thousand records span many of each.)
+const LEAF_MAX: usize = if cfg!(test) { 8 } else { 512 };
 /// A leaf this small is merged into its neighbour, so deletes do not leave
 /// the index full of near-empty leaves.
 const LEAF_MIN: usize = LEAF_MAX / 8;
+/// Leaves per group, at most; a group this much smaller is merged, as a
+/// leaf is.
+const GROUP_MAX: usize = if cfg!(test) { 8 } else { 64 };
+const GROUP_MIN: usize = GROUP_MAX / 8;
+
+type Leaf<T> = Arc<Vec<T>>;
+type Group<T> = Arc<Vec<Leaf<T>>>;
 
 /// A sorted sequence. The order is whatever comparator the caller passes
-/// to `insert_by`; the caller must always pass the same one.
+/// to `insert_by`; the caller must always pass the same one. No group and
+/// no leaf is empty.
 #[derive(Debug, Clone)]
 pub(crate) struct SortedSeq<T> {
-    leaves: Vec<Arc<Vec<T>>>,
+    groups: Vec<Group<T>>,
     len: usize,
 }
 
 impl<T> Default for SortedSeq<T> {
     fn default() -> Self {
         SortedSeq {
-            leaves: Vec::new(),
+            groups: Vec::new(),
             len: 0,
         }
     }
 }
 
-/// A position in a [`SortedSeq`]: before the entry at `(leaf, offset)`, or
-/// at the end when `leaf` is the number of leaves.
+/// A position in a [`SortedSeq`]: before the entry at `(group, leaf,
+/// offset)`, or at the end when `group` is the number of groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Pos {
+    group: usize,
     leaf: usize,
     offset: usize,
 }
 
+/// Merges the small part at `i` into a neighbour that has room, or drops
+/// it when empty: the same rule for leaves in a group and for groups.
+fn merge_small<P: Clone>(parts: &mut Vec<Arc<Vec<P>>>, i: usize, max: usize) {
+    let small = parts[i].len();
+    if small == 0 {
+        parts.remove(i);
+        return;
+    }
+    let next_fits = parts.get(i + 1).is_some_and(|n| n.len() + small <= max);
+    let prev_fits = i > 0 && parts[i - 1].len() + small <= max;
+    if next_fits {
+        let next = parts.remove(i + 1);
+        Arc::make_mut(&mut parts[i]).extend_from_slice(&next);
+    } else if prev_fits {
+        let this = parts.remove(i);
+        Arc::make_mut(&mut parts[i - 1]).extend_from_slice(&this);
+    }
+}
+
 impl<T: Clone> SortedSeq<T> {
-    /// Builds from entries already in order, with full leaves.
+    /// Builds from entries already in order, with full leaves and groups.
     pub(crate) fn from_sorted(items: Vec<T>) -> Self {
         let len = items.len();
-        let leaves = items
+        let leaves: Vec<Leaf<T>> = items
             .chunks(LEAF_MAX)
             .map(|c| Arc::new(c.to_vec()))
             .collect();
-        SortedSeq { leaves, len }
+        let groups = leaves
+            .chunks(GROUP_MAX)
+            .map(|g| Arc::new(g.to_vec()))
+            .collect();
+        SortedSeq { groups, len }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -70,54 +108,74 @@ impl<T: Clone> SortedSeq<T> {
     /// The first position whose entry fails `before` (entries that satisfy
     /// `before` must all come first).
     fn seek(&self, mut before: impl FnMut(&T) -> bool) -> Pos {
-        let leaf = self
-            .leaves
-            .partition_point(|l| l.last().is_some_and(&mut before));
-        match self.leaves.get(leaf) {
+        let group = self
+            .groups
+            .partition_point(|g| g.last().and_then(|l| l.last()).is_some_and(&mut before));
+        match self.groups.get(group) {
             None => self.end(),
-            Some(l) => Pos {
-                leaf,
-                offset: l.partition_point(before),
-            },
+            Some(g) => {
+                // The group's last entry fails `before`, so some leaf's does.
+                let leaf = g.partition_point(|l| l.last().is_some_and(&mut before));
+                Pos {
+                    group,
+                    leaf,
+                    offset: g.get(leaf).map_or(0, |l| l.partition_point(before)),
+                }
+            }
         }
     }
 
     pub(crate) fn start(&self) -> Pos {
-        Pos { leaf: 0, offset: 0 }
+        Pos {
+            group: 0,
+            leaf: 0,
+            offset: 0,
+        }
     }
 
     pub(crate) fn end(&self) -> Pos {
         Pos {
-            leaf: self.leaves.len(),
+            group: self.groups.len(),
+            leaf: 0,
             offset: 0,
         }
     }
 
     /// Entries from `pos` on, in order.
     pub(crate) fn iter_from(&self, pos: Pos) -> impl Iterator<Item = &T> + '_ {
-        let first = self
-            .leaves
-            .get(pos.leaf)
+        let this = self.groups.get(pos.group);
+        let first = this
+            .and_then(|g| g.get(pos.leaf))
             .map(|l| &l[pos.offset.min(l.len())..]);
+        let rest_of_group = this
+            .map(|g| &g[(pos.leaf + 1).min(g.len())..])
+            .unwrap_or_default();
+        let later_groups = self.groups.get(pos.group + 1..).unwrap_or_default();
         first
             .into_iter()
-            .chain(self.leaves.iter().skip(pos.leaf + 1).map(|l| &l[..]))
+            .chain(rest_of_group.iter().map(|l| &l[..]))
+            .chain(later_groups.iter().flat_map(|g| g.iter().map(|l| &l[..])))
             .flatten()
     }
 
     /// Entries before `pos`, in reverse order.
     pub(crate) fn iter_rev_before(&self, pos: Pos) -> impl Iterator<Item = &T> + '_ {
-        let partial = self
-            .leaves
-            .get(pos.leaf)
+        let this = self.groups.get(pos.group);
+        let partial = this
+            .and_then(|g| g.get(pos.leaf))
             .map(|l| &l[..pos.offset.min(l.len())]);
+        let start_of_group = this
+            .map(|g| &g[..pos.leaf.min(g.len())])
+            .unwrap_or_default();
+        let earlier_groups = &self.groups[..pos.group.min(self.groups.len())];
         partial
             .into_iter()
+            .chain(start_of_group.iter().rev().map(|l| &l[..]))
             .chain(
-                self.leaves[..pos.leaf.min(self.leaves.len())]
+                earlier_groups
                     .iter()
                     .rev()
-                    .map(|l| &l[..]),
+                    .flat_map(|g| g.iter().rev().map(|l| &l[..])),
             )
             .flat_map(|s| s.iter().rev())
     }
@@ -130,81 +188,93 @@ impl<T: Clone> SortedSeq<T> {
     /// below it.
     pub(crate) fn insert_by(&mut self, item: T, mut cmp: impl FnMut(&T, &T) -> Ordering) {
         self.len += 1;
-        if self.leaves.is_empty() {
-            self.leaves.push(Arc::new(vec![item]));
+        let mut below = |e: &T| cmp(e, &item) == Ordering::Less;
+        let gi = self
+            .groups
+            .partition_point(|g| g.last().and_then(|l| l.last()).is_some_and(&mut below))
+            .min(self.groups.len().saturating_sub(1));
+        let Some(group) = self.groups.get_mut(gi) else {
+            self.groups.push(Arc::new(vec![Arc::new(vec![item])]));
             return;
-        }
-        let last = self.leaves.len() - 1;
-        let li = self
-            .leaves
-            .partition_point(|l| l.last().is_some_and(|e| cmp(e, &item) == Ordering::Less))
-            .min(last);
-        let leaf = Arc::make_mut(&mut self.leaves[li]);
+        };
+        let group = Arc::make_mut(group);
+        let li = group
+            .partition_point(|l| l.last().is_some_and(&mut below))
+            .min(group.len().saturating_sub(1));
+        let Some(leaf) = group.get_mut(li) else {
+            group.push(Arc::new(vec![item]));
+            return;
+        };
+        let leaf = Arc::make_mut(leaf);
         let at = leaf.partition_point(|e| cmp(e, &item) != Ordering::Greater);
         leaf.insert(at, item);
         if leaf.len() > LEAF_MAX {
             let tail = leaf.split_off(leaf.len() / 2);
-            self.leaves.insert(li + 1, Arc::new(tail));
+            group.insert(li + 1, Arc::new(tail));
+        }
+        if group.len() > GROUP_MAX {
+            let tail = group.split_off(group.len() / 2);
+            self.groups.insert(gi + 1, Arc::new(tail));
         }
     }
 
     /// Removes the entry for which `probe` answers `Equal`, if any.
     pub(crate) fn remove_by(&mut self, mut probe: impl FnMut(&T) -> Ordering) -> Option<T> {
         let pos = self.lower_bound(&mut probe);
-        let entry = self.leaves.get(pos.leaf)?.get(pos.offset)?;
+        let entry = self.groups.get(pos.group)?.get(pos.leaf)?.get(pos.offset)?;
         if probe(entry) != Ordering::Equal {
             return None;
         }
-        let leaf = Arc::make_mut(&mut self.leaves[pos.leaf]);
+        let group = Arc::make_mut(&mut self.groups[pos.group]);
+        let leaf = Arc::make_mut(&mut group[pos.leaf]);
         let removed = leaf.remove(pos.offset);
         self.len -= 1;
         if leaf.len() < LEAF_MIN {
-            self.merge_small(pos.leaf);
+            merge_small(group, pos.leaf, LEAF_MAX);
+        }
+        if group.len() < GROUP_MIN {
+            merge_small(&mut self.groups, pos.group, GROUP_MAX);
         }
         Some(removed)
     }
 
-    /// Merges a small leaf into a neighbour that has room, or drops it when
-    /// empty.
-    fn merge_small(&mut self, li: usize) {
-        let small = self.leaves[li].len();
-        if small == 0 {
-            self.leaves.remove(li);
-            return;
-        }
-        let next_fits = self
-            .leaves
-            .get(li + 1)
-            .is_some_and(|n| n.len() + small <= LEAF_MAX);
-        let prev_fits = li > 0 && self.leaves[li - 1].len() + small <= LEAF_MAX;
-        if next_fits {
-            let next = self.leaves.remove(li + 1);
-            Arc::make_mut(&mut self.leaves[li]).extend_from_slice(&next);
-        } else if prev_fits {
-            let this = self.leaves.remove(li);
-            Arc::make_mut(&mut self.leaves[li - 1]).extend_from_slice(&this);
-        }
-    }
-
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.leaves.capacity() * size_of::<Arc<Vec<T>>>()
+        self.groups.capacity() * size_of::<Group<T>>()
             + self
-                .leaves
+                .groups
                 .iter()
-                .map(|l| 32 + l.capacity() * size_of::<T>())
+                .map(|g| {
+                    32 + g.capacity() * size_of::<Leaf<T>>()
+                        + g.iter()
+                            .map(|l| 32 + l.capacity() * size_of::<T>())
+                            .sum::<usize>()
+                })
                 .sum::<usize>()
     }
 
-    /// Checks the leaf structure: sizes, the cached length and the order.
+    /// Checks the structure: sizes, the cached length and the order.
     pub(crate) fn check(&self, mut cmp: impl FnMut(&T, &T) -> Ordering) -> Result<(), String> {
         if self
-            .leaves
+            .groups
             .iter()
+            .any(|g| g.is_empty() || g.len() > GROUP_MAX)
+        {
+            return Err("a group is empty or over-full".into());
+        }
+        if self
+            .groups
+            .iter()
+            .flat_map(|g| g.iter())
             .any(|l| l.is_empty() || l.len() > LEAF_MAX)
         {
             return Err("a leaf is empty or over-full".into());
         }
-        let counted: usize = self.leaves.iter().map(|l| l.len()).sum();
+        let counted: usize = self
+            .groups
+            .iter()
+            .flat_map(|g| g.iter())
+            .map(|l| l.len())
+            .sum();
         if counted != self.len {
             return Err(format!("cached length {} but {counted} entries", self.len));
         }

@@ -7,9 +7,9 @@
 //! shares it.
 
 use std::mem::size_of;
-use std::sync::Arc;
 
 use crate::codec::{Decoder, Encoder, Malformed, Persist};
+use crate::index::Spine;
 
 /// Rows per chunk. A power of two so that a row's chunk is a shift away.
 const CHUNK_BITS: usize = 10;
@@ -18,14 +18,14 @@ pub(crate) const CHUNK: usize = 1 << CHUNK_BITS;
 /// A vector of fixed-size values in copy-on-write chunks.
 #[derive(Debug, Clone)]
 pub(crate) struct Chunked<T> {
-    chunks: Vec<Arc<Vec<T>>>,
+    chunks: Spine<Vec<T>>,
     len: usize,
 }
 
 impl<T> Default for Chunked<T> {
     fn default() -> Self {
         Chunked {
-            chunks: Vec::new(),
+            chunks: Spine::default(),
             len: 0,
         }
     }
@@ -43,15 +43,15 @@ impl<T: Clone> Chunked<T> {
     }
 
     pub(crate) fn set(&mut self, i: usize, value: T) {
-        Arc::make_mut(&mut self.chunks[i >> CHUNK_BITS])[i & (CHUNK - 1)] = value;
+        self.chunks.make_mut(i >> CHUNK_BITS)[i & (CHUNK - 1)] = value;
     }
 
     pub(crate) fn push(&mut self, value: T) {
         if self.len & (CHUNK - 1) == 0 {
-            self.chunks.push(Arc::new(Vec::with_capacity(CHUNK)));
+            self.chunks.push(Vec::with_capacity(CHUNK));
         }
         if let Some(last) = self.chunks.last_mut() {
-            Arc::make_mut(last).push(value);
+            last.push(value);
         }
         self.len += 1;
     }
@@ -62,7 +62,7 @@ impl<T: Clone> Chunked<T> {
 
     /// Heap bytes held, counting shared chunks in full.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.chunks.capacity() * size_of::<Arc<Vec<T>>>()
+        self.chunks.spine_bytes()
             + self
                 .chunks
                 .iter()
@@ -251,7 +251,7 @@ impl StrChunk {
 /// buffer, so a row costs 4 bytes plus its text, not an allocation.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StrColumn {
-    chunks: Vec<Arc<StrChunk>>,
+    chunks: Spine<StrChunk>,
     len: usize,
 }
 
@@ -283,21 +283,22 @@ impl StrColumn {
 
     pub(crate) fn push(&mut self, value: Option<&str>) {
         if self.len & (CHUNK - 1) == 0 {
-            self.chunks.push(Arc::new(StrChunk::default()));
+            self.chunks.push(StrChunk::default());
         }
         if let Some(last) = self.chunks.last_mut() {
-            Arc::make_mut(last).push(value);
+            last.push(value);
         }
         self.len += 1;
     }
 
     pub(crate) fn set(&mut self, row: usize, value: Option<&str>) {
-        Arc::make_mut(&mut self.chunks[row >> CHUNK_BITS]).set(row & (CHUNK - 1), value);
+        self.chunks
+            .make_mut(row >> CHUNK_BITS)
+            .set(row & (CHUNK - 1), value);
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.chunks.capacity() * size_of::<Arc<StrChunk>>()
-            + self.chunks.iter().map(|c| c.heap_bytes()).sum::<usize>()
+        self.chunks.spine_bytes() + self.chunks.iter().map(|c| c.heap_bytes()).sum::<usize>()
     }
 }
 
@@ -312,13 +313,13 @@ impl<T: Clone + Persist> Persist for Chunked<T> {
     }
     fn load(input: &mut Decoder<'_>) -> Result<Chunked<T>, Malformed> {
         let n = input.count(T::MIN_BYTES)?;
-        let mut chunks = Vec::with_capacity(n.div_ceil(CHUNK));
+        let mut chunks = Spine::default();
         let mut left = n;
         while left > 0 {
             let size = left.min(CHUNK);
             let mut chunk = Vec::with_capacity(CHUNK);
             T::load_many(input, size, &mut chunk)?;
-            chunks.push(Arc::new(chunk));
+            chunks.push(chunk);
             left -= size;
         }
         Ok(Chunked { chunks, len: n })
@@ -408,17 +409,17 @@ impl Persist for StrColumn {
     const MIN_BYTES: usize = 8;
     fn save(&self, out: &mut Encoder) {
         out.len(self.len);
-        for chunk in &self.chunks {
+        for chunk in self.chunks.iter() {
             chunk.save(out);
         }
     }
     fn load(input: &mut Decoder<'_>) -> Result<StrColumn, Malformed> {
         let n = input.count(4)?;
-        let mut chunks = Vec::with_capacity(n.div_ceil(CHUNK));
+        let mut chunks = Spine::default();
         let mut left = n;
         while left > 0 {
             let size = left.min(CHUNK);
-            chunks.push(Arc::new(StrChunk::load(input, size)?));
+            chunks.push(StrChunk::load(input, size)?);
             left -= size;
         }
         Ok(StrColumn { chunks, len: n })
@@ -471,7 +472,7 @@ impl StrColumn {
         let len = blocks.iter().map(|b| b.chunk.len()).sum();
         debug_assert!(blocks.iter().rev().skip(1).all(|b| b.chunk.len() == CHUNK));
         StrColumn {
-            chunks: blocks.into_iter().map(|b| Arc::new(b.chunk)).collect(),
+            chunks: blocks.into_iter().map(|b| b.chunk).collect(),
             len,
         }
     }
@@ -491,7 +492,7 @@ impl<T: Clone> Chunked<T> {
         let len = chunks.iter().map(Vec::len).sum();
         debug_assert!(chunks.iter().rev().skip(1).all(|c| c.len() == CHUNK));
         Chunked {
-            chunks: chunks.into_iter().map(Arc::new).collect(),
+            chunks: chunks.into_iter().collect(),
             len,
         }
     }

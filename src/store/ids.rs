@@ -13,10 +13,10 @@
 use std::cmp::Ordering;
 use std::fmt;
 use std::mem::size_of;
-use std::sync::Arc;
 
 use super::column::{StrBlock, StrChunk, CHUNK};
 use crate::codec::{Decoder, Encoder, Malformed, Persist};
+use crate::index::Spine;
 
 const CHUNK_BITS: u32 = CHUNK.trailing_zeros();
 
@@ -337,7 +337,7 @@ impl IdChunk {
 /// one it touches.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct IdColumn {
-    chunks: Vec<Arc<IdChunk>>,
+    chunks: Spine<IdChunk>,
     len: usize,
 }
 
@@ -360,21 +360,22 @@ impl IdColumn {
 
     pub(crate) fn push(&mut self, value: Option<&str>) {
         if self.len & (CHUNK - 1) == 0 {
-            self.chunks.push(Arc::new(IdChunk::default()));
+            self.chunks.push(IdChunk::default());
         }
         if let Some(last) = self.chunks.last_mut() {
-            Arc::make_mut(last).push(value);
+            last.push(value);
         }
         self.len += 1;
     }
 
     pub(crate) fn set(&mut self, row: usize, value: Option<&str>) {
-        Arc::make_mut(&mut self.chunks[row >> CHUNK_BITS]).set(row & (CHUNK - 1), value);
+        self.chunks
+            .make_mut(row >> CHUNK_BITS)
+            .set(row & (CHUNK - 1), value);
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.chunks.capacity() * size_of::<Arc<IdChunk>>()
-            + self.chunks.iter().map(|c| c.heap_bytes()).sum::<usize>()
+        self.chunks.spine_bytes() + self.chunks.iter().map(|c| c.heap_bytes()).sum::<usize>()
     }
 
     /// A column of whole blocks (every one but the last full).
@@ -382,7 +383,7 @@ impl IdColumn {
         let len = blocks.iter().map(|b| b.chunk.len()).sum();
         debug_assert!(blocks.iter().rev().skip(1).all(|b| b.chunk.len() == CHUNK));
         IdColumn {
-            chunks: blocks.into_iter().map(|b| Arc::new(b.chunk)).collect(),
+            chunks: blocks.into_iter().map(|b| b.chunk).collect(),
             len,
         }
     }
@@ -450,7 +451,7 @@ impl Persist for IdColumn {
     fn save(&self, out: &mut Encoder) {
         out.len(self.len);
         for chunk in self.chunks.iter() {
-            match &**chunk {
+            match chunk {
                 IdChunk::Uuids { raw, nulls } => {
                     out.u8(UUIDS);
                     out.bytes(raw.as_flattened());
@@ -465,7 +466,7 @@ impl Persist for IdColumn {
     }
     fn load(input: &mut Decoder<'_>) -> Result<IdColumn, Malformed> {
         let n = input.count(1)?;
-        let mut chunks = Vec::with_capacity(n.div_ceil(CHUNK));
+        let mut chunks = Spine::default();
         let mut left = n;
         while left > 0 {
             let size = left.min(CHUNK);
@@ -496,7 +497,7 @@ impl Persist for IdColumn {
                 TEXTS => IdChunk::Texts(StrChunk::load(input, size)?),
                 other => return Err(input.malformed(format!("{other} is not an id chunk tag"))),
             };
-            chunks.push(Arc::new(chunk));
+            chunks.push(chunk);
             left -= size;
         }
         Ok(IdColumn { chunks, len: n })
@@ -603,7 +604,7 @@ mod tests {
         assert!(col
             .chunks
             .iter()
-            .all(|c| matches!(**c, IdChunk::Uuids { .. })));
+            .all(|c| matches!(c, IdChunk::Uuids { .. })));
         let shared = col.clone();
         col.set(1030, Some("b-not-a-uuid"));
         want[1030] = Some("b-not-a-uuid".into());
@@ -611,8 +612,8 @@ mod tests {
         want[3] = None;
         col.set(7, Some(A));
         want[7] = Some(A.into());
-        assert!(matches!(*col.chunks[1], IdChunk::Texts(_)));
-        assert!(matches!(*col.chunks[0], IdChunk::Uuids { .. }));
+        assert!(matches!(col.chunks[1], IdChunk::Texts(_)));
+        assert!(matches!(col.chunks[0], IdChunk::Uuids { .. }));
         assert_eq!(texts(&col), want);
         assert_eq!(
             shared.get(1030).map(|t| t.to_string()),

@@ -90,6 +90,12 @@ pub const MAX_RECORDS: u64 = u32::MAX as u64;
 /// the ordered indexes by sorting once instead of inserting row by row.
 pub(crate) const BULK_MIN: usize = 4096;
 
+/// A row's code for every bitmap key, in `BitmapKey::ALL` order.
+type BitmapCodes = [u32; BitmapKey::ALL.len()];
+
+/// The codes of a row not yet written: it is in no bitmap.
+const NO_CODES: BitmapCodes = [NULL_CODE; BitmapKey::ALL.len()];
+
 /// Every index over the columns: per the field table, a bitmap index per
 /// `bitmap` field, an ordered index per `order` field, a trigram index per
 /// `substring` field, and the derived indexes.
@@ -308,7 +314,7 @@ impl Store {
         }
         let (mut written, mut replaced) = (RoaringBitmap::new(), RoaringBitmap::new());
         for ((record, checked), existing) in records.iter().zip(&checked).zip(existing) {
-            let (row, orders, kept) = match existing {
+            let (row, orders, kept, before) = match existing {
                 Some(row) => {
                     if bulk {
                         replaced.insert(row);
@@ -319,8 +325,9 @@ impl Store {
                         self.cols.moved_orders(row as usize, record)
                     };
                     let kept = Derived::kept(&self.cols, row as usize, record, checked);
+                    let before = self.bitmap_codes(row);
                     self.unindex(row, &orders, &kept);
-                    (row, orders, kept)
+                    (row, orders, kept, before)
                 }
                 None if to_fill == 0 => {
                     appended.push((record, checked));
@@ -328,11 +335,12 @@ impl Store {
                 }
                 None => {
                     to_fill -= 1;
-                    (self.alloc_row(), [!bulk; ORDERS], Kept::default())
+                    let row = self.alloc_row();
+                    (row, [!bulk; ORDERS], Kept::default(), NO_CODES)
                 }
             };
             self.cols.write(row as usize, record, checked);
-            self.index(row, record, &orders, &kept);
+            self.index(row, record, &orders, &kept, &before);
             if bulk {
                 written.insert(row);
             }
@@ -354,6 +362,10 @@ impl Store {
     pub fn delete<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<usize, ChangeError> {
         let rows = batch::check_delete(ids, |id| self.row_of(id))?;
         for row in rows {
+            let before = self.bitmap_codes(row);
+            for (index, &code) in self.idx.bitmaps.iter_mut().zip(&before) {
+                index.remove(code, row);
+            }
             self.unindex(row, &[true; ORDERS], &Kept::default());
             self.live.remove(row);
             self.free.insert(row);
@@ -378,15 +390,41 @@ impl Store {
         row
     }
 
-    /// Adds a freshly written row to every index; of the ordered indexes,
-    /// to those flagged in `orders`; of the derived ones, to those not
-    /// `kept`.
-    fn index(&mut self, row: u32, record: &Record, orders: &OrderSet, kept: &Kept) {
+    /// The row's code for every bitmap key, in `BitmapKey::ALL` order.
+    fn bitmap_codes(&self, row: u32) -> BitmapCodes {
+        let mut codes = NO_CODES;
+        for (code, &key) in codes.iter_mut().zip(BitmapKey::ALL) {
+            *code = self.cols.code(key, row as usize);
+        }
+        codes
+    }
+
+    /// Adds a freshly written row to every index; of the bitmaps, moves it
+    /// from its code `before` to its new one where they differ (a bitmap
+    /// of a common value is large, and copying it for a change that keeps
+    /// the value was most of a small version's cost); of the ordered
+    /// indexes, to those flagged in `orders`; of the derived ones, to
+    /// those not `kept`.
+    ///
+    /// A code compared is enough: a bitmap holds rows by code, so a row
+    /// whose value changed but whose code was freed and given to its new
+    /// value (it was that value's only row) belongs where it is.
+    fn index(
+        &mut self,
+        row: u32,
+        record: &Record,
+        orders: &OrderSet,
+        kept: &Kept,
+        before: &BitmapCodes,
+    ) {
         let (c, x, i) = (&self.cols, &mut self.idx, row as usize);
-        for (&key, index) in BitmapKey::ALL.iter().zip(&mut x.bitmaps) {
+        for ((&key, index), &old) in BitmapKey::ALL.iter().zip(&mut x.bitmaps).zip(before) {
             let code = c.code(key, i);
-            if code != NULL_CODE {
-                index.insert(code, row);
+            if code != old {
+                index.remove(old, row);
+                if code != NULL_CODE {
+                    index.insert(code, row);
+                }
             }
         }
         // A value's trigrams are indexed when its first row arrives.
@@ -405,9 +443,10 @@ impl Store {
         }
     }
 
-    /// Removes a live row from every index (of the ordered ones, from those
-    /// flagged in `orders`; of the derived ones, from those not `kept`),
-    /// reading its current column values, then clears the row.
+    /// Removes a live row from every index but the bitmaps, which
+    /// [`Store::index`] or the caller updates (of the ordered ones, from
+    /// those flagged in `orders`; of the derived ones, from those not
+    /// `kept`), reading its current column values, then clears the row.
     fn unindex(&mut self, row: u32, orders: &OrderSet, kept: &Kept) {
         let (c, x, i) = (&self.cols, &mut self.idx, row as usize);
         // First, while the comparators can still read the old keys.
@@ -415,9 +454,6 @@ impl Store {
             if orders[key as usize] {
                 seq.remove_by(|&e| c.cmp_rows(key, e, row));
             }
-        }
-        for (&key, index) in BitmapKey::ALL.iter().zip(&mut x.bitmaps) {
-            index.remove(c.code(key, i), row);
         }
         // A value's trigrams go with its last row.
         for (&field, grams) in TextField::ALL.iter().zip(&mut x.substrings) {

@@ -13,10 +13,10 @@
 //! the chunk's width, which the width is chosen never to need for a value.
 
 use std::mem::size_of;
-use std::sync::Arc;
 
 use super::column::CHUNK;
 use crate::codec::{Decoder, Encoder, Malformed, Persist};
+use crate::index::Spine;
 
 const CHUNK_BITS: u32 = CHUNK.trailing_zeros();
 
@@ -171,7 +171,7 @@ impl PackedChunk {
 /// copies the one it touches.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Packed<const NULL: u64> {
-    chunks: Vec<Arc<PackedChunk>>,
+    chunks: Spine<PackedChunk>,
     len: usize,
 }
 
@@ -187,15 +187,17 @@ impl<const NULL: u64> Packed<NULL> {
     }
 
     pub(crate) fn set(&mut self, i: usize, value: u64) {
-        Arc::make_mut(&mut self.chunks[i >> CHUNK_BITS]).set::<NULL>(i & (CHUNK - 1), value);
+        self.chunks
+            .make_mut(i >> CHUNK_BITS)
+            .set::<NULL>(i & (CHUNK - 1), value);
     }
 
     pub(crate) fn push(&mut self, value: u64) {
         if self.len & (CHUNK - 1) == 0 {
-            self.chunks.push(Arc::new(PackedChunk::default()));
+            self.chunks.push(PackedChunk::default());
         }
         if let Some(last) = self.chunks.last_mut() {
-            Arc::make_mut(last).push::<NULL>(value);
+            last.push::<NULL>(value);
         }
         self.len += 1;
     }
@@ -208,12 +210,12 @@ impl<const NULL: u64> Packed<NULL> {
     pub(crate) fn from_chunks<T: Copy + Into<u64>>(chunks: &[Vec<T>]) -> Packed<NULL> {
         debug_assert!(chunks.iter().rev().skip(1).all(|c| c.len() == CHUNK));
         let mut values = Vec::with_capacity(CHUNK);
-        let chunks: Vec<_> = chunks
+        let chunks: Spine<_> = chunks
             .iter()
             .map(|chunk| {
                 values.clear();
                 values.extend(chunk.iter().map(|&v| v.into()));
-                Arc::new(PackedChunk::encode::<NULL>(&values))
+                PackedChunk::encode::<NULL>(&values)
             })
             .collect();
         let len = chunks.iter().map(|c| c.rows as usize).sum();
@@ -230,8 +232,7 @@ impl<const NULL: u64> Packed<NULL> {
 
     /// Heap bytes held, counting shared chunks in full.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.chunks.capacity() * size_of::<Arc<PackedChunk>>()
-            + self.chunks.iter().map(|c| c.heap_bytes()).sum::<usize>()
+        self.chunks.spine_bytes() + self.chunks.iter().map(|c| c.heap_bytes()).sum::<usize>()
     }
 }
 
@@ -241,7 +242,7 @@ impl<const NULL: u64> Persist for Packed<NULL> {
     const MIN_BYTES: usize = 8;
     fn save(&self, out: &mut Encoder) {
         out.len(self.chunks.len());
-        for chunk in &self.chunks {
+        for chunk in self.chunks.iter() {
             out.u64(chunk.base);
             out.u8(chunk.width);
             out.u32(u32::from(chunk.rows));
@@ -251,7 +252,7 @@ impl<const NULL: u64> Persist for Packed<NULL> {
     }
     fn load(input: &mut Decoder<'_>) -> Result<Packed<NULL>, Malformed> {
         let n = input.count(21)?;
-        let mut chunks = Vec::with_capacity(n);
+        let mut chunks = Spine::default();
         let mut len = 0usize;
         for i in 0..n {
             let base = input.u64()?;
@@ -288,12 +289,12 @@ impl<const NULL: u64> Persist for Packed<NULL> {
                 bytes.extend_from_slice(offsets);
                 bytes.resize(offsets.len() + PAD, 0);
             }
-            chunks.push(Arc::new(PackedChunk {
+            chunks.push(PackedChunk {
                 base,
                 width,
                 rows: rows as u16,
                 bytes,
-            }));
+            });
             len += rows;
         }
         Ok(Packed { chunks, len })
