@@ -314,7 +314,7 @@ impl Store {
         }
         let (mut written, mut replaced) = (RoaringBitmap::new(), RoaringBitmap::new());
         for ((record, checked), existing) in records.iter().zip(&checked).zip(existing) {
-            let (row, orders, kept, before) = match existing {
+            let (row, orders, kept, before, replaced_row) = match existing {
                 Some(row) => {
                     if bulk {
                         replaced.insert(row);
@@ -327,7 +327,7 @@ impl Store {
                     let kept = Derived::kept(&self.cols, row as usize, record, checked);
                     let before = self.bitmap_codes(row);
                     self.unindex(row, &orders, &kept);
-                    (row, orders, kept, before)
+                    (row, orders, kept, before, true)
                 }
                 None if to_fill == 0 => {
                     appended.push((record, checked));
@@ -336,10 +336,14 @@ impl Store {
                 None => {
                     to_fill -= 1;
                     let row = self.alloc_row();
-                    (row, [!bulk; ORDERS], Kept::default(), NO_CODES)
+                    (row, [!bulk; ORDERS], Kept::default(), NO_CODES, false)
                 }
             };
-            self.cols.write(row as usize, record, checked);
+            if replaced_row {
+                self.cols.rewrite(row as usize, record, checked);
+            } else {
+                self.cols.write(row as usize, record, checked);
+            }
             self.index(row, record, &orders, &kept, &before);
             if bulk {
                 written.insert(row);
@@ -367,6 +371,7 @@ impl Store {
                 index.remove(code, row);
             }
             self.unindex(row, &[true; ORDERS], &Kept::default());
+            self.cols.clear(row as usize);
             self.live.remove(row);
             self.free.insert(row);
         }
@@ -446,7 +451,8 @@ impl Store {
     /// Removes a live row from every index but the bitmaps, which
     /// [`Store::index`] or the caller updates (of the ordered ones, from
     /// those flagged in `orders`; of the derived ones, from those not
-    /// `kept`), reading its current column values, then clears the row.
+    /// `kept`), reading its current column values; the caller then
+    /// clears or rewrites the row.
     fn unindex(&mut self, row: u32, orders: &OrderSet, kept: &Kept) {
         let (c, x, i) = (&self.cols, &mut self.idx, row as usize);
         // First, while the comparators can still read the old keys.
@@ -464,7 +470,6 @@ impl Store {
             }
         }
         x.derived.remove(row, c, kept);
-        self.cols.clear(i);
     }
 
     /// Approximate heap bytes, by part. Chunks shared with other snapshots

@@ -270,6 +270,20 @@ macro_rules! store_table {
                     &mut self.$field, row, &r.$field, &checked.$field); )*
             }
 
+            /// Replaces a live row's values with `r`'s, clearing and
+            /// writing only the columns whose value changes: a write copies
+            /// the column's chunk while an older version shares it, and a
+            /// replacement that changes a status needs one such copy, not
+            /// one per column.
+            pub(crate) fn rewrite(&mut self, row: usize, r: &Record, checked: &Checked) {
+                $( if !<column!($column, $ty) as FieldColumn<$ty>>::holds(
+                        &self.$field, row, &r.$field, &checked.$field) {
+                    <column!($column, $ty) as FieldColumn<$ty>>::clear(&mut self.$field, row);
+                    <column!($column, $ty) as FieldColumn<$ty>>::write(
+                        &mut self.$field, row, &r.$field, &checked.$field);
+                } )*
+            }
+
             /// Empties a row of every column, releasing what it referenced.
             pub(crate) fn clear(&mut self, row: usize) {
                 $( <column!($column, $ty) as FieldColumn<$ty>>::clear(&mut self.$field, row); )*
