@@ -51,15 +51,43 @@ impl Draft {
         Draft { fields, members }
     }
 
+    /// The record, checked by the library's own rules; the draft back
+    /// with the reason (the rule's message) when they refuse it. (Moves the fields into the
+    /// record's JSON: a clone of every field per change was a large part
+    /// of the follower's allocations.)
+    pub fn into_record(mut self) -> Result<Record, (Draft, String)> {
+        self.fields
+            .insert("members".to_owned(), self.members_json());
+        let json = Value::Object(self.fields);
+        match Record::from_json(&json) {
+            Ok(record) => Ok(record),
+            Err(e) => {
+                let mut fields = match json {
+                    Value::Object(fields) => fields,
+                    _ => Map::new(),
+                };
+                fields.remove("members");
+                let members = self.members;
+                Err((Draft { fields, members }, e.to_string()))
+            }
+        }
+    }
+
+    fn members_json(&self) -> Value {
+        Value::Array(
+            self.members
+                .iter()
+                .map(
+                    |(dest, status)| serde_json::json!({"dest_project_id": dest, "status": status}),
+                )
+                .collect(),
+        )
+    }
+
     /// The record, checked by the library's own rules.
     pub fn record(&self) -> Result<Record, backdex::RecordError> {
         let mut json = self.fields.clone();
-        let members = self
-            .members
-            .iter()
-            .map(|(dest, status)| serde_json::json!({"dest_project_id": dest, "status": status}))
-            .collect();
-        json.insert("members".to_owned(), Value::Array(members));
+        json.insert("members".to_owned(), self.members_json());
         Record::from_json(&Value::Object(json))
     }
 }
@@ -132,6 +160,38 @@ impl Transaction {
         layers.store.get(id).map(|r| Draft::of(&r))
     }
 
+    /// The members of the record's last version, without the rest of it
+    /// (a row that carries every column replaces all its fields).
+    fn members_of(&self, id: &str, layers: &Layers<'_>) -> BTreeMap<String, String> {
+        let from_draft =
+            |d: &Option<Draft>| d.as_ref().map(|d| d.members.clone()).unwrap_or_default();
+        if let Some(state) = self.changes.records.get(id) {
+            return from_draft(state);
+        }
+        if self.changes.cleared {
+            return BTreeMap::new();
+        }
+        if let Some(state) = layers.batch.records.get(id) {
+            return from_draft(state);
+        }
+        if layers.batch.cleared {
+            return BTreeMap::new();
+        }
+        if let Some(draft) = layers.quarantine.get(id) {
+            return draft.members.clone();
+        }
+        layers
+            .store
+            .get(id)
+            .map(|r| {
+                r.members
+                    .into_iter()
+                    .map(|m| (m.dest_project_id, m.status.as_str().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn skip(&mut self, table: &'static str, key: String, reason: impl Into<String>) {
         self.skipped.push(Skipped {
             table,
@@ -158,6 +218,14 @@ impl Transaction {
             }
         }
         match row::backup_fields(new) {
+            Ok(fields) if fields.len() == row::BACKUP_COLUMN_COUNT => {
+                // The row carries every column: of the last version, only
+                // the members are kept.
+                let members = self.members_of(&id, layers);
+                self.changes
+                    .records
+                    .insert(id, Some(Draft { fields, members }));
+            }
             Ok(fields) => {
                 let mut draft = self.current(&id, layers).unwrap_or(Draft {
                     fields: Map::new(),
@@ -277,18 +345,18 @@ pub fn plan(batch: Changes, quarantine: &mut HashMap<String, Draft>) -> Plan {
         quarantine.clear();
     }
     for (id, state) in batch.records {
-        match state.map(|draft| (draft.record(), draft)) {
-            Some((Ok(record), _)) if record.id == id => {
+        match state.map(Draft::into_record) {
+            Some(Ok(record)) if record.id == id => {
                 quarantine.remove(&id);
                 plan.upserts.push(record);
             }
-            Some((Ok(record), draft)) => {
+            Some(Ok(record)) => {
                 let reason = format!("field id: {:?} is not its key", record.id);
-                plan.refused.push((id.clone(), draft, reason));
+                plan.refused.push((id.clone(), Draft::of(&record), reason));
                 plan.deletes.push(id);
             }
-            Some((Err(e), draft)) => {
-                plan.refused.push((id.clone(), draft, e.to_string()));
+            Some(Err((draft, reason))) => {
+                plan.refused.push((id.clone(), draft, reason));
                 plan.deletes.push(id);
             }
             None => {

@@ -218,17 +218,14 @@ async fn initial_sync(
     while let Some(r) = rows.next_row().await.map_err(|e| Fault::of(e, "copying"))? {
         match &*r.relation.relation_name {
             row::BACKUPS => match (row::key(&r.data, "id"), row::backup_fields(&r.data)) {
-                (Ok(id), Ok(fields)) => {
-                    let draft = Draft::new(fields, BTreeMap::new());
-                    match draft.record() {
-                        Ok(record) if record.id == id => records.push(record),
-                        Ok(record) => {
-                            let reason = format!("field id: {:?} is not its key", record.id);
-                            refused.push((id, draft, reason));
-                        }
-                        Err(e) => refused.push((id, draft, e.to_string())),
+                (Ok(id), Ok(fields)) => match Draft::new(fields, BTreeMap::new()).into_record() {
+                    Ok(record) if record.id == id => records.push(record),
+                    Ok(record) => {
+                        let reason = format!("field id: {:?} is not its key", record.id);
+                        refused.push((id, Draft::of(&record), reason));
                     }
-                }
+                    Err((draft, reason)) => refused.push((id, draft, reason)),
+                },
                 (Ok(id), Err(e)) => skipped.push((row::BACKUPS, id, e.0)),
                 (Err(e), _) => skipped.push((row::BACKUPS, "?".to_owned(), e.0)),
             },

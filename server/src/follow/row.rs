@@ -54,6 +54,10 @@ const BACKUP_COLUMNS: [(&str, Kind); 26] = [
     ("children", Kind::Json),
 ];
 
+/// How many columns of `backups` a record is read from: a row carrying
+/// that many fields carries them all.
+pub const BACKUP_COLUMN_COUNT: usize = BACKUP_COLUMNS.len();
+
 /// Why a row could not be read as a record's fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError(pub String);
