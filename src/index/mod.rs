@@ -16,7 +16,7 @@ use crate::record::MemberStatus;
 pub(crate) use cow_map::{text_hash, CowMap, CowTable};
 pub(crate) use persist::RowBound;
 pub(crate) use sorted::SortedSeq;
-pub(crate) use spine::Spine;
+pub(crate) use spine::{FlatSpine, Spine};
 
 /// Approximate heap bytes of a bitmap: its serialized size (each
 /// container's values and a short header), each container's 32-byte entry

@@ -9,7 +9,7 @@
 use std::mem::size_of;
 
 use crate::codec::{Decoder, Encoder, Malformed, Persist};
-use crate::index::Spine;
+use crate::index::FlatSpine;
 
 /// Rows per chunk. A power of two so that a row's chunk is a shift away.
 const CHUNK_BITS: usize = 10;
@@ -18,14 +18,14 @@ pub(crate) const CHUNK: usize = 1 << CHUNK_BITS;
 /// A vector of fixed-size values in copy-on-write chunks.
 #[derive(Debug, Clone)]
 pub(crate) struct Chunked<T> {
-    chunks: Spine<Vec<T>>,
+    chunks: FlatSpine<Vec<T>>,
     len: usize,
 }
 
 impl<T> Default for Chunked<T> {
     fn default() -> Self {
         Chunked {
-            chunks: Spine::default(),
+            chunks: FlatSpine::default(),
             len: 0,
         }
     }
@@ -251,7 +251,7 @@ impl StrChunk {
 /// buffer, so a row costs 4 bytes plus its text, not an allocation.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StrColumn {
-    chunks: Spine<StrChunk>,
+    chunks: FlatSpine<StrChunk>,
     len: usize,
 }
 
@@ -313,7 +313,7 @@ impl<T: Clone + Persist> Persist for Chunked<T> {
     }
     fn load(input: &mut Decoder<'_>) -> Result<Chunked<T>, Malformed> {
         let n = input.count(T::MIN_BYTES)?;
-        let mut chunks = Spine::default();
+        let mut chunks = Vec::new();
         let mut left = n;
         while left > 0 {
             let size = left.min(CHUNK);
@@ -322,7 +322,10 @@ impl<T: Clone + Persist> Persist for Chunked<T> {
             chunks.push(chunk);
             left -= size;
         }
-        Ok(Chunked { chunks, len: n })
+        Ok(Chunked {
+            chunks: chunks.into_iter().collect(),
+            len: n,
+        })
     }
 }
 
@@ -415,14 +418,17 @@ impl Persist for StrColumn {
     }
     fn load(input: &mut Decoder<'_>) -> Result<StrColumn, Malformed> {
         let n = input.count(4)?;
-        let mut chunks = Spine::default();
+        let mut chunks = Vec::new();
         let mut left = n;
         while left > 0 {
             let size = left.min(CHUNK);
             chunks.push(StrChunk::load(input, size)?);
             left -= size;
         }
-        Ok(StrColumn { chunks, len: n })
+        Ok(StrColumn {
+            chunks: chunks.into_iter().collect(),
+            len: n,
+        })
     }
 }
 

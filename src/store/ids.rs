@@ -16,7 +16,7 @@ use std::mem::size_of;
 
 use super::column::{StrBlock, StrChunk, CHUNK};
 use crate::codec::{Decoder, Encoder, Malformed, Persist};
-use crate::index::Spine;
+use crate::index::FlatSpine;
 
 const CHUNK_BITS: u32 = CHUNK.trailing_zeros();
 
@@ -337,7 +337,7 @@ impl IdChunk {
 /// one it touches.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct IdColumn {
-    chunks: Spine<IdChunk>,
+    chunks: FlatSpine<IdChunk>,
     len: usize,
 }
 
@@ -466,7 +466,7 @@ impl Persist for IdColumn {
     }
     fn load(input: &mut Decoder<'_>) -> Result<IdColumn, Malformed> {
         let n = input.count(1)?;
-        let mut chunks = Spine::default();
+        let mut chunks = Vec::new();
         let mut left = n;
         while left > 0 {
             let size = left.min(CHUNK);
@@ -500,7 +500,10 @@ impl Persist for IdColumn {
             chunks.push(chunk);
             left -= size;
         }
-        Ok(IdColumn { chunks, len: n })
+        Ok(IdColumn {
+            chunks: chunks.into_iter().collect(),
+            len: n,
+        })
     }
 }
 

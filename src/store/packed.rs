@@ -16,7 +16,7 @@ use std::mem::size_of;
 
 use super::column::CHUNK;
 use crate::codec::{Decoder, Encoder, Malformed, Persist};
-use crate::index::Spine;
+use crate::index::FlatSpine;
 
 const CHUNK_BITS: u32 = CHUNK.trailing_zeros();
 
@@ -171,7 +171,7 @@ impl PackedChunk {
 /// copies the one it touches.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Packed<const NULL: u64> {
-    chunks: Spine<PackedChunk>,
+    chunks: FlatSpine<PackedChunk>,
     len: usize,
 }
 
@@ -210,7 +210,7 @@ impl<const NULL: u64> Packed<NULL> {
     pub(crate) fn from_chunks<T: Copy + Into<u64>>(chunks: &[Vec<T>]) -> Packed<NULL> {
         debug_assert!(chunks.iter().rev().skip(1).all(|c| c.len() == CHUNK));
         let mut values = Vec::with_capacity(CHUNK);
-        let chunks: Spine<_> = chunks
+        let chunks: FlatSpine<_> = chunks
             .iter()
             .map(|chunk| {
                 values.clear();
@@ -252,7 +252,7 @@ impl<const NULL: u64> Persist for Packed<NULL> {
     }
     fn load(input: &mut Decoder<'_>) -> Result<Packed<NULL>, Malformed> {
         let n = input.count(21)?;
-        let mut chunks = Spine::default();
+        let mut chunks = Vec::new();
         let mut len = 0usize;
         for i in 0..n {
             let base = input.u64()?;
@@ -297,7 +297,10 @@ impl<const NULL: u64> Persist for Packed<NULL> {
             });
             len += rows;
         }
-        Ok(Packed { chunks, len })
+        Ok(Packed {
+            chunks: chunks.into_iter().collect(),
+            len,
+        })
     }
 }
 
