@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use backdex::{Record, Store};
+use backdex::{Member, Record, Store};
 use serde_json::{Map, Value};
 
 use super::row::{self, RowError};
@@ -43,11 +43,7 @@ impl Draft {
             _ => Map::new(),
         };
         fields.remove("members");
-        let members = record
-            .members
-            .iter()
-            .map(|m| (m.dest_project_id.clone(), m.status.as_str().to_owned()))
-            .collect();
+        let members = member_map(&record.members);
         Draft { fields, members }
     }
 
@@ -90,6 +86,14 @@ impl Draft {
         json.insert("members".to_owned(), self.members_json());
         Record::from_json(&Value::Object(json))
     }
+}
+
+/// A record's members as a draft holds them: destination project → status.
+fn member_map(members: &[Member]) -> BTreeMap<String, String> {
+    members
+        .iter()
+        .map(|m| (m.dest_project_id.clone(), m.status.as_str().to_owned()))
+        .collect()
 }
 
 /// Records changed and not yet published: id → the latest draft (`None`:
@@ -141,55 +145,48 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    fn current(&self, id: &str, layers: &Layers<'_>) -> Option<Draft> {
+    /// The record's last version, newest layer first, read by `draft`
+    /// where a draft holds it and by `stored` where only the store does;
+    /// `None` when it has none (never stored, deleted, or cleared).
+    fn last_version<R>(
+        &self,
+        id: &str,
+        layers: &Layers<'_>,
+        draft: impl Fn(&Draft) -> R,
+        stored: impl FnOnce(Record) -> R,
+    ) -> Option<R> {
         if let Some(state) = self.changes.records.get(id) {
-            return state.clone();
+            return state.as_ref().map(draft);
         }
         if self.changes.cleared {
             return None;
         }
         if let Some(state) = layers.batch.records.get(id) {
-            return state.clone();
+            return state.as_ref().map(draft);
         }
         if layers.batch.cleared {
             return None;
         }
-        if let Some(draft) = layers.quarantine.get(id) {
-            return Some(draft.clone());
+        if let Some(d) = layers.quarantine.get(id) {
+            return Some(draft(d));
         }
-        layers.store.get(id).map(|r| Draft::of(&r))
+        layers.store.get(id).map(stored)
+    }
+
+    fn current(&self, id: &str, layers: &Layers<'_>) -> Option<Draft> {
+        self.last_version(id, layers, Draft::clone, |r| Draft::of(&r))
     }
 
     /// The members of the record's last version, without the rest of it
     /// (a row that carries every column replaces all its fields).
     fn members_of(&self, id: &str, layers: &Layers<'_>) -> BTreeMap<String, String> {
-        let from_draft =
-            |d: &Option<Draft>| d.as_ref().map(|d| d.members.clone()).unwrap_or_default();
-        if let Some(state) = self.changes.records.get(id) {
-            return from_draft(state);
-        }
-        if self.changes.cleared {
-            return BTreeMap::new();
-        }
-        if let Some(state) = layers.batch.records.get(id) {
-            return from_draft(state);
-        }
-        if layers.batch.cleared {
-            return BTreeMap::new();
-        }
-        if let Some(draft) = layers.quarantine.get(id) {
-            return draft.members.clone();
-        }
-        layers
-            .store
-            .get(id)
-            .map(|r| {
-                r.members
-                    .into_iter()
-                    .map(|m| (m.dest_project_id, m.status.as_str().to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.last_version(
+            id,
+            layers,
+            |d| d.members.clone(),
+            |r| member_map(&r.members),
+        )
+        .unwrap_or_default()
     }
 
     fn skip(&mut self, table: &'static str, key: String, reason: impl Into<String>) {
