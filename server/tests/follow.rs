@@ -24,6 +24,15 @@ fn records(n: usize, seed: u64) -> Vec<Record> {
     .collect()
 }
 
+/// The ids of one project's records, in SQL.
+fn records_of(sql: &mut postgres::Client, project: &str) -> BTreeSet<String> {
+    sql.query("SELECT id FROM backups WHERE project_id = $1", &[&project])
+        .expect("the ids")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 fn pick<'a, T>(rng: &mut Rng, items: &'a [T]) -> &'a T {
     &items[rng.below(items.len() as u64) as usize]
 }
@@ -295,6 +304,107 @@ fn a_follower_answers_what_the_database_answers() {
     assert!(checked >= 300);
     let health = server.health();
     assert_eq!(health["skipped_rows"], 0, "{health}");
+
+    // A marker walk while writes go on: between any two pages a
+    // transaction inserts, updates (status, name, updated_at: not the
+    // walk's order) and deletes. Every record there from the first page
+    // to the last is walked exactly once, in order; none twice.
+    let p: String = sql
+        .query_one(
+            "SELECT project_id FROM backups GROUP BY project_id ORDER BY count(*) DESC, project_id LIMIT 1",
+            &[],
+        )
+        .expect("the largest project")
+        .get(0);
+    let at_start = records_of(&mut sql, &p);
+    let token = format!("reader-{p}");
+    let mut walked: Vec<String> = Vec::new();
+    let mut deleted: BTreeSet<String> = BTreeSet::new();
+    let mut marker: Option<String> = None;
+    let mut at = wal_position(&mut sql);
+    for page in 0.. {
+        assert!(page < 1000, "the walk ends");
+        let query = match &marker {
+            Some(m) => format!("limit=4&marker={m}"),
+            None => "limit=4".to_owned(),
+        };
+        let (status, body) = server.get(
+            &format!("/v1/{p}/checkpoint_items?{query}"),
+            &[("X-Auth-Token", &token), ("X-Min-LSN", &at)],
+        );
+        assert_eq!(status, 200, "page {page}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        let items: Vec<String> = json["checkpoint_items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let Some(last) = items.last().cloned() else {
+            break;
+        };
+        walked.extend(items);
+        marker = Some(last.clone());
+        // The writes, never deleting the marker the next page starts from.
+        let mut tx = sql.transaction().expect("a transaction");
+        if let Some(r) = fresh.pop() {
+            write(&mut tx, &r);
+            ids.push(r.id);
+        }
+        let id = pick(&mut rng, &ids).clone();
+        let status = pick(&mut rng, &STATUSES).as_str();
+        tx.execute(
+            "UPDATE backups SET status = $2, name = name || 'w', updated_at = updated_at + interval '1 hour' WHERE id = $1",
+            &[&id, &status],
+        )
+        .expect("an update");
+        let i = rng.below(ids.len() as u64) as usize;
+        if ids[i] != last {
+            let id = ids.swap_remove(i);
+            tx.execute("DELETE FROM backups WHERE id = $1", &[&id])
+                .expect("a delete");
+            deleted.insert(id);
+        }
+        tx.commit().expect("committed");
+        at = wal_position(&mut sql);
+    }
+    let unique: BTreeSet<&String> = walked.iter().collect();
+    assert_eq!(
+        unique.len(),
+        walked.len(),
+        "no record walked twice: {walked:?}"
+    );
+    let at_end = records_of(&mut sql, &p);
+    for id in at_start.iter().filter(|id| !deleted.contains(*id)) {
+        assert!(
+            unique.contains(id),
+            "{id} was there all along and was not walked"
+        );
+    }
+    for id in &walked {
+        assert!(
+            at_start.contains(id) || at_end.contains(id) || deleted.contains(id),
+            "{id} walked but never there"
+        );
+    }
+    // In the walk's order: the survivors' (created_at desc, id desc).
+    let order: Vec<String> = sql
+        .query(
+            "SELECT id FROM backups WHERE project_id = $1 ORDER BY created_at DESC, id DESC",
+            &[&p],
+        )
+        .expect("the order")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let survivors: Vec<&String> = walked.iter().filter(|id| at_end.contains(*id)).collect();
+    let expected: Vec<&String> = order.iter().filter(|id| unique.contains(id)).collect();
+    assert_eq!(survivors, expected, "the walk is in order");
+    assert!(
+        walked.len() >= 20,
+        "a walk of several pages: {}",
+        walked.len()
+    );
 
     // Writes go to the database, not to a follower.
     let (status, body) = server.post(
