@@ -17,8 +17,8 @@ use std::mem::size_of;
 use std::ops::Index;
 use std::sync::Arc;
 
-/// (Tests use groups of two parts, so that their columns of a few thousand
-/// rows span many groups.)
+/// (Tests use groups of two parts, so that their bitmap indexes and maps
+/// span many groups.)
 const GROUP_BITS: usize = if cfg!(test) { 1 } else { 6 };
 /// Parts per group.
 pub(crate) const GROUP: usize = 1 << GROUP_BITS;
