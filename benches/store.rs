@@ -14,6 +14,16 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 mod common;
 use common::{dataset, record_count};
 
+/// The record's status, error and available in turn: a change each time.
+fn flip_status(record: &mut Record, flip: &mut bool) {
+    *flip = !*flip;
+    record.status = if *flip {
+        Status::Error
+    } else {
+        Status::Available
+    };
+}
+
 fn bench_store(c: &mut Criterion) {
     let n = record_count(10_000);
     let records = dataset(n);
@@ -68,12 +78,7 @@ fn bench_store(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function(BenchmarkId::new("engine_upsert_1_status_change", n), |b| {
         b.iter(|| {
-            flip = !flip;
-            one.status = if flip {
-                Status::Error
-            } else {
-                Status::Available
-            };
+            flip_status(&mut one, &mut flip);
             engine
                 .upsert(std::slice::from_ref(black_box(&one)))
                 .expect("valid")
@@ -93,12 +98,7 @@ fn bench_store(c: &mut Criterion) {
     let mut flip = false;
     group.bench_function(BenchmarkId::new("store_upsert_1_status_change", n), |b| {
         b.iter(|| {
-            flip = !flip;
-            record.status = if flip {
-                Status::Error
-            } else {
-                Status::Available
-            };
+            flip_status(&mut record, &mut flip);
             single
                 .upsert(std::slice::from_ref(black_box(&record)))
                 .expect("valid")

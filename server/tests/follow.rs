@@ -33,6 +33,17 @@ fn records_of(sql: &mut postgres::Client, project: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The ids of a v1 list page, in order.
+fn page_ids(body: &str) -> Vec<String> {
+    let json: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    json["checkpoint_items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 fn pick<'a, T>(rng: &mut Rng, items: &'a [T]) -> &'a T {
     &items[rng.below(items.len() as u64) as usize]
 }
@@ -279,14 +290,7 @@ fn a_follower_answers_what_the_database_answers() {
                 &format!("/v1/{p}/checkpoint_items?limit=10"),
                 &[("X-Auth-Token", &format!("reader-{p}")), ("X-Min-LSN", &at)],
             );
-            let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-            let got: Vec<String> = json["checkpoint_items"]
-                .as_array()
-                .expect("items")
-                .iter()
-                .map(|i| i["id"].as_str().unwrap_or_default().to_owned())
-                .collect();
-            assert_eq!(got, page, "{p}");
+            assert_eq!(page_ids(&body), page, "{p}");
             let shared: i64 = sql
                 .query_one(
                     "SELECT count(*) FROM backup_members WHERE dest_project_id = $1",
@@ -333,13 +337,7 @@ fn a_follower_answers_what_the_database_answers() {
             &[("X-Auth-Token", &token), ("X-Min-LSN", &at)],
         );
         assert_eq!(status, 200, "page {page}: {body}");
-        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-        let items: Vec<String> = json["checkpoint_items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .map(|i| i["id"].as_str().unwrap_or_default().to_owned())
-            .collect();
+        let items = page_ids(&body);
         let Some(last) = items.last().cloned() else {
             break;
         };
