@@ -406,3 +406,30 @@ pub fn lines(data: &[u8]) {
         (got, want) => panic!("builder {:?}, reference {:?}", got.err(), want.err()),
     }
 }
+
+/// Arbitrary bytes as the text a node sends its router: a partial answer
+/// or a marker's position. Reading never panics; what reads writes back to
+/// text that reads to the same value, and a partial answer read merges.
+pub fn wire(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(position) = backdex::Position::from_json(text) {
+        let again = backdex::Position::from_json(&position.to_json());
+        assert_eq!(again.as_ref(), Ok(&position));
+    }
+    if let Ok(partial) = backdex::Partial::from_json(text) {
+        let again = backdex::Partial::from_json(&partial.to_json());
+        assert_eq!(again.as_ref(), Ok(&partial));
+        let scope = Scope {
+            admin: true,
+            ..Scope::project("p1")
+        };
+        let _ = backdex::merge(
+            "/v3/p1/backups",
+            "all_tenants=true&limit=2",
+            &scope,
+            [partial],
+        );
+    }
+}

@@ -74,7 +74,8 @@ pub mod synth;
 mod timestamp;
 
 pub use api::{
-    answer_from, merge, parse_request, route, vshard_of, Partial, Response, Route, VSHARDS,
+    answer_from, merge, parse_request, route, vshard_of, Partial, Response, Route, WireError,
+    VSHARDS,
 };
 pub use batch::{ids_from_json, records_from_json, records_from_value, MAX_OPAQUE_DEPTH};
 pub use engine::Engine;

@@ -59,3 +59,8 @@ fn snapshot_corpus_replays() {
 fn lines_corpus_replays() {
     assert!(replay("lines", harness::lines) > 0, "no committed inputs");
 }
+
+#[test]
+fn wire_corpus_replays() {
+    assert!(replay("wire", harness::wire) > 0, "no committed inputs");
+}

@@ -12,7 +12,7 @@ mod shard;
 
 #[cfg(test)]
 pub(crate) use shard::merge_rows;
-pub use shard::{answer_from, merge, route, vshard_of, Partial, Route, VSHARDS};
+pub use shard::{answer_from, merge, route, vshard_of, Partial, Route, WireError, VSHARDS};
 
 use crate::exec::{self, PagePolicy};
 use crate::plan::Plan;

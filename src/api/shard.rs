@@ -52,11 +52,16 @@
 
 use std::cmp::Ordering;
 
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
 use super::{parse, render, Response};
 use crate::exec::{self, PagePolicy};
 use crate::plan::Plan;
 use crate::query::{Api, Direction, OwnType, Query, QueryError, Scope, SortKey, DEFAULT_MAX_LIMIT};
+use crate::record::Status;
 use crate::store::{Position, Store};
+use crate::timestamp::Timestamp;
 
 /// The number of virtual shards.
 pub const VSHARDS: u32 = 256;
@@ -136,8 +141,8 @@ pub struct Partial(Part);
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
     /// The request is invalid (the same on every store), or its marker was
-    /// found nowhere.
-    Error(QueryError),
+    /// found nowhere: the answer, rendered.
+    Error(Response),
     /// A count, or a list's count with its first entries after the
     /// marker's position, in order, each rendered alone.
     Answer { count: u64, entries: Vec<Entry> },
@@ -189,7 +194,7 @@ impl Store {
                 .collect();
             Ok(Part::Answer { count, entries })
         });
-        Partial(part.unwrap_or_else(Part::Error))
+        Partial(part.unwrap_or_else(|e| Part::Error(Response::error(&e))))
     }
 
     /// The unrendered part: the count (a list's only for v3) and the
@@ -253,7 +258,7 @@ pub fn merge(
     let (mut count, mut entries, mut answered) = (0u64, Vec::new(), false);
     for Partial(part) in partials {
         match part {
-            Part::Error(e) => return Response::error(&e),
+            Part::Error(answer) => return answer,
             Part::Answer {
                 count: c,
                 entries: e,
@@ -347,4 +352,208 @@ pub(crate) fn merge_rows(
         Api::V3List => render::v3_list(&page, count),
     };
     Response { status: 200, body }
+}
+
+/// Why a [`Partial`] or a [`Position`] sent between processes (their
+/// `to_json` text) was refused: what was being read, and what is wrong
+/// with it, at which line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    what: &'static str,
+    message: String,
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.message)
+    }
+}
+
+impl std::error::Error for WireError {}
+
+/// A position as it travels: timestamps in microseconds since the epoch,
+/// the status by its name.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PositionWire {
+    created_at: i64,
+    updated_at: i64,
+    name: String,
+    status: String,
+    protected_at: Option<i64>,
+    id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryWire {
+    position: PositionWire,
+    /// The entry's JSON object, embedded as it is rendered.
+    json: Box<RawValue>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum PartialWire {
+    Error { status: u16, body: String },
+    Answer { count: u64, entries: Vec<EntryWire> },
+}
+
+impl PositionWire {
+    fn of(p: &Position) -> PositionWire {
+        PositionWire {
+            created_at: p.created_at.as_micros(),
+            updated_at: p.updated_at.as_micros(),
+            name: p.name.clone(),
+            status: p.status.as_str().to_owned(),
+            protected_at: p.protected_at.map(Timestamp::as_micros),
+            id: p.id.clone(),
+        }
+    }
+
+    fn position(self) -> Result<Position, String> {
+        let time = |field: &str, us: i64| {
+            Timestamp::from_micros(us)
+                .ok_or_else(|| format!("field {field}: {us} microseconds is out of range"))
+        };
+        Ok(Position {
+            created_at: time("created_at", self.created_at)?,
+            updated_at: time("updated_at", self.updated_at)?,
+            name: self.name,
+            status: Status::parse(&self.status)
+                .ok_or_else(|| format!("field status: {:?} is not a status", self.status))?,
+            protected_at: self
+                .protected_at
+                .map(|us| time("protected_at", us))
+                .transpose()?,
+            id: self.id,
+        })
+    }
+}
+
+impl Position {
+    /// The position as JSON text, for [`Position::from_json`] in another
+    /// process (a marker located on one node bounds every node's part).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&PositionWire::of(self)).unwrap_or_default()
+    }
+
+    /// A position from [`Position::to_json`]'s text.
+    ///
+    /// # Errors
+    ///
+    /// Text that is not such a position: bad JSON (line and column), a
+    /// missing or unknown field, a timestamp out of range, an unknown
+    /// status.
+    pub fn from_json(text: &str) -> Result<Position, WireError> {
+        let error = |message| WireError {
+            what: "position",
+            message,
+        };
+        let wire: PositionWire = serde_json::from_str(text).map_err(|e| error(e.to_string()))?;
+        wire.position().map_err(error)
+    }
+}
+
+impl Partial {
+    /// The partial answer as JSON text, for [`Partial::from_json`] in the
+    /// process that merges: every entry with its position and its JSON
+    /// object as rendered.
+    pub fn to_json(&self) -> String {
+        let wire = match &self.0 {
+            Part::Error(answer) => PartialWire::Error {
+                status: answer.status,
+                body: answer.body.clone(),
+            },
+            Part::Answer { count, entries } => PartialWire::Answer {
+                count: *count,
+                entries: entries
+                    .iter()
+                    .filter_map(|e| {
+                        // An entry's JSON is rendered by this library: it
+                        // is always a JSON object.
+                        Some(EntryWire {
+                            position: PositionWire::of(&e.position),
+                            json: RawValue::from_string(e.json.clone()).ok()?,
+                        })
+                    })
+                    .collect(),
+            },
+        };
+        serde_json::to_string(&wire).unwrap_or_default()
+    }
+
+    /// A partial answer from [`Partial::to_json`]'s text.
+    ///
+    /// # Errors
+    ///
+    /// Text that is not such an answer: bad JSON (line and column), a
+    /// missing or unknown field, an entry whose position is not one
+    /// (named by its index).
+    pub fn from_json(text: &str) -> Result<Partial, WireError> {
+        let error = |message| WireError {
+            what: "partial answer",
+            message,
+        };
+        let wire: PartialWire = serde_json::from_str(text).map_err(|e| error(e.to_string()))?;
+        Ok(Partial(match wire {
+            PartialWire::Error { status, body } => Part::Error(Response { status, body }),
+            PartialWire::Answer { count, entries } => Part::Answer {
+                count,
+                entries: entries
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        Ok(Entry {
+                            position: e
+                                .position
+                                .position()
+                                .map_err(|m| error(format!("entry {i}: {m}")))?,
+                            json: e.json.get().to_owned(),
+                        })
+                    })
+                    .collect::<Result<_, WireError>>()?,
+            },
+        }))
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    #[test]
+    fn bad_wire_text_is_refused_with_its_place() {
+        let e = Partial::from_json("{\"answer\": {\"count\": 1}}").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("partial answer: missing field `entries`"),
+            "{e}"
+        );
+        let e = Position::from_json("[1,").unwrap_err();
+        assert!(e.to_string().contains("line 1 column 3"), "{e}");
+        let p = r#"{"created_at":0,"updated_at":0,"name":"n","status":"lost","protected_at":null,"id":"b"}"#;
+        let e = Position::from_json(p).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "position: field status: \"lost\" is not a status"
+        );
+        let p = p
+            .replace("lost", "error")
+            .replace("\"created_at\":0", "\"created_at\":9223372036854775807");
+        let e = Position::from_json(&p).unwrap_err();
+        assert!(e.to_string().contains("field created_at"), "{e}");
+        let e = Partial::from_json(&format!(
+            r#"{{"answer":{{"count":1,"entries":[{{"position":{},"json":{{}}}}]}}}}"#,
+            p
+        ))
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("partial answer: entry 0: field created_at"),
+            "{e}"
+        );
+        let ok = Partial::from_json(r#"{"error":{"status":404,"body":"{}"}}"#).unwrap();
+        assert_eq!(Partial::from_json(&ok.to_json()).unwrap(), ok);
+    }
 }

@@ -8,13 +8,13 @@
 use proptest::prelude::*;
 
 use super::api::{encode, ids, list_request, records, request};
-use crate::api::{merge, merge_rows};
+use crate::api::{merge, merge_rows, Partial};
 use crate::exec::PagePolicy;
 use crate::plan::SubstringPolicy;
 use crate::query::Scope;
 use crate::record::Record;
 use crate::shards::Shards;
-use crate::store::Store;
+use crate::store::{Position, Store};
 
 fn split(records: &[Record], n: usize) -> (Store, Shards) {
     let (mut store, mut shards) = (Store::new(), Shards::new(n));
@@ -67,6 +67,17 @@ proptest! {
             let at = every.iter().find_map(|s| s.locate_marker(&path, &query, &scope));
             let merged = merge(&path, &query, &scope, every.iter().map(|s| s.partial(&path, &query, &scope, at.as_ref())));
             prop_assert_eq!(&merged, &want, "merged from all {} stores", n);
+            // The same parts and marker position sent as text between
+            // processes.
+            let at_sent = at.as_ref().map(|p| Position::from_json(&p.to_json()));
+            let at_sent = at_sent.transpose().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&at_sent, &at);
+            let sent: Result<Vec<Partial>, _> = every
+                .iter()
+                .map(|s| Partial::from_json(&s.partial(&path, &query, &scope, at_sent.as_ref()).to_json()))
+                .collect();
+            let sent = sent.map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&merge(&path, &query, &scope, sent), &want, "merged from parts sent as text");
         }
     }
 
