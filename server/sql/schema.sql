@@ -47,6 +47,44 @@ CREATE TABLE backups (
                           CHECK (jsonb_typeof(children) = 'array')
 );
 
+-- A tenant's virtual shard, as the library's `vshard_of` computes it: the
+-- 64-bit FNV-1a hash of the project id's UTF-8 bytes modulo 256. Modulo
+-- 256 keeps only the hash's lowest byte, and FNV-1a's lowest byte depends
+-- only on the lowest bytes of its basis (0x25) and prime (0xb3): eight-bit
+-- arithmetic gives the same number. A cluster node loads its vshards by
+-- the index below (server/docs/cluster.md).
+CREATE FUNCTION backdex_vshard(project_id text) RETURNS integer
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    bytes bytea := convert_to(project_id, 'UTF8');
+    h integer := 37;
+BEGIN
+    FOR i IN 0 .. length(bytes) - 1 LOOP
+        h := ((h # get_byte(bytes, i)) * 179) % 256;
+    END LOOP;
+    RETURN h;
+END
+$$;
+
+CREATE INDEX backups_vshard ON backups (backdex_vshard(project_id));
+
+-- A backup's tenant is fixed: a cluster node holds its tenants' records
+-- only, so a record moving to another tenant would reach a node that has
+-- never seen its members.
+CREATE FUNCTION backdex_fixed_project() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.project_id IS DISTINCT FROM OLD.project_id THEN
+        RAISE EXCEPTION 'backup %: project_id cannot change (from % to %)',
+            OLD.id, OLD.project_id, NEW.project_id;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER backups_fixed_project BEFORE UPDATE OF project_id ON backups
+    FOR EACH ROW EXECUTE FUNCTION backdex_fixed_project();
+
 -- The projects a backup is shared to (a record's `members`), one row each.
 CREATE TABLE backup_members (
     backup_id       text REFERENCES backups (id) ON DELETE CASCADE,

@@ -56,6 +56,7 @@ use serde_json::{json, Value};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod cluster;
 mod follow;
 mod metrics;
 mod snapshots;
@@ -77,9 +78,10 @@ struct Args {
     /// its `backups` and `backup_members` tables (server/sql/schema.sql).
     #[arg(long)]
     follow: Option<String>,
-    /// The replication slot the follower owns.
-    #[arg(long, default_value = "backdex")]
-    slot: String,
+    /// The replication slot the follower owns (default `backdex`; a
+    /// cluster node's `backdex_node_<name>`).
+    #[arg(long)]
+    slot: Option<String>,
     /// The publication of the two tables.
     #[arg(long, default_value = "backdex")]
     publication: String,
@@ -104,12 +106,42 @@ struct Args {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The token file: token -> {project_id, admin, granted_eps, write}.
+    /// The token file: token -> {project_id, admin, granted_eps, write}
+    /// (a cluster node has none: only the router faces clients).
+    #[arg(long, required_unless_present = "node")]
+    tokens: Option<PathBuf>,
+    /// `server` (one process holding every record, or a cluster node with
+    /// `--etcd` and `--node`) or `router` (server/docs/cluster.md).
+    #[arg(long, value_enum, default_value_t = Role::Server)]
+    role: Role,
+    /// The etcd endpoint holding the cluster's membership and shard map.
     #[arg(long)]
-    tokens: PathBuf,
+    etcd: Option<String>,
+    /// This node's name in the cluster (with `--follow` and `--etcd`).
+    #[arg(long, requires_all = ["etcd", "follow"])]
+    node: Option<String>,
+    /// The address the router reaches this node at (default: the address
+    /// listened on).
+    #[arg(long, requires = "node")]
+    advertise: Option<String>,
+    /// Seconds a node's lease lives without renewal: how soon a dead
+    /// node's vshards are taken over.
+    #[arg(long, default_value_t = 5)]
+    lease_ttl_secs: u64,
+    /// How long the router lets a request wait for its vshards' owners
+    /// (a take-over under way) before answering 503 ShardUnavailable.
+    #[arg(long, default_value_t = 2000)]
+    patience_ms: u64,
     /// The largest request body accepted, in bytes.
     #[arg(long, default_value_t = 16 << 20)]
     max_body: usize,
+}
+
+/// What this process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Role {
+    Server,
+    Router,
 }
 
 /// What a token grants.
@@ -132,6 +164,8 @@ struct AppState {
     follower: Option<Arc<Status>>,
     min_lsn_timeout: std::time::Duration,
     metrics: Arc<metrics::Metrics>,
+    /// A cluster node's part (`--node`).
+    node: Option<Arc<cluster::node::Node>>,
 }
 
 /// A refusal, answered as an error in the library's shape.
@@ -166,6 +200,14 @@ fn json_body(body: String) -> ([(header::HeaderName, &'static str); 1], String) 
 
 /// The grant of the request's token, or the 401 to answer.
 fn authenticate<'s>(state: &'s AppState, headers: &HeaderMap) -> Result<&'s Grant, Refusal> {
+    authenticate_with(&state.tokens, headers)
+}
+
+/// The grant of the request's token among `tokens`, or the 401 to answer.
+fn authenticate_with<'s>(
+    tokens: &'s HashMap<String, Grant>,
+    headers: &HeaderMap,
+) -> Result<&'s Grant, Refusal> {
     let Some(token) = headers.get("x-auth-token") else {
         return Err(refuse(
             StatusCode::UNAUTHORIZED,
@@ -176,7 +218,7 @@ fn authenticate<'s>(state: &'s AppState, headers: &HeaderMap) -> Result<&'s Gran
     token
         .to_str()
         .ok()
-        .and_then(|t| state.tokens.get(t))
+        .and_then(|t| tokens.get(t))
         .ok_or_else(|| {
             refuse(
                 StatusCode::UNAUTHORIZED,
@@ -393,6 +435,8 @@ fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/internal/records:upsert", post(upsert))
         .route("/internal/records:delete", post(delete))
+        .route("/internal/cluster/ask", post(cluster::node::ask))
+        .route("/internal/cluster/state", get(cluster::node::state))
         .fallback(read)
         .layer(axum::middleware::from_fn_with_state(state.clone(), measure))
         .with_state(state)
@@ -436,7 +480,17 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let tokens = read_tokens(&args.tokens)?;
+    if args.role == Role::Router {
+        return run_router(&args);
+    }
+    let tokens = match &args.tokens {
+        Some(path) => read_tokens(path)?,
+        None => HashMap::new(),
+    };
+    let slot = args.slot.clone().unwrap_or_else(|| match &args.node {
+        Some(name) => format!("backdex_node_{}", cluster::load::slot_safe(name)),
+        None => "backdex".to_owned(),
+    });
     let follower = args.follow.as_ref().map(|_| Arc::new(Status::default()));
     let engine = match (&args.data, &args.follow) {
         (Some(path), _) => Engine::from_store(read_store(path)?),
@@ -475,14 +529,7 @@ fn run(args: Args) -> Result<(), String> {
             engine
         }
     };
-    let state = AppState {
-        engine: Arc::new(engine),
-        tokens: Arc::new(tokens),
-        max_body: args.max_body,
-        follower: follower.clone(),
-        min_lsn_timeout: std::time::Duration::from_millis(args.min_lsn_timeout_ms),
-        metrics: Arc::new(metrics::Metrics::new()),
-    };
+    let engine = Arc::new(engine);
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -490,15 +537,55 @@ fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let shutdown = pg_walstream::CancellationToken::new();
+        // A cluster node: its holdings, its registration and its manager.
+        let node = match (&args.node, &args.etcd, &args.follow, &follower) {
+            (Some(name), Some(etcd), Some(url), Some(status)) => {
+                let client = cluster::connect(etcd, std::time::Duration::from_secs(10)).await?;
+                let (map_tx, map_rx) = tokio::sync::watch::channel(Arc::default());
+                tokio::spawn(cluster::follow_map(client.clone(), map_tx));
+                let holdings = Arc::new(cluster::holdings::Holdings::of(&engine));
+                let node = Arc::new(cluster::node::Node::new(name.clone(), holdings, map_rx));
+                let config = cluster::node::NodeConfig {
+                    url: url.clone(),
+                    publication: args.publication.clone(),
+                    addr: args.advertise.clone().unwrap_or_else(|| addr.to_string()),
+                    lease_ttl: std::time::Duration::from_secs(args.lease_ttl_secs.max(1)),
+                };
+                tokio::spawn(cluster::node::register(
+                    node.clone(),
+                    client.clone(),
+                    config.clone(),
+                ));
+                tokio::spawn(cluster::node::manage(
+                    node.clone(),
+                    engine.clone(),
+                    status.clone(),
+                    client,
+                    config,
+                ));
+                Some(node)
+            }
+            _ => None,
+        };
+        let state = AppState {
+            engine: engine.clone(),
+            tokens: Arc::new(tokens),
+            max_body: args.max_body,
+            follower: follower.clone(),
+            min_lsn_timeout: std::time::Duration::from_millis(args.min_lsn_timeout_ms),
+            metrics: Arc::new(metrics::Metrics::new()),
+            node: node.clone(),
+        };
         let following = match (&args.follow, &follower) {
             (Some(url), Some(status)) => Some(tokio::spawn(follow::run(
                 state.engine.clone(),
                 follow::Config {
                     url: url.clone(),
-                    slot: args.slot.clone(),
+                    slot: slot.clone(),
                     publication: args.publication.clone(),
                     heartbeat: std::time::Duration::from_millis(args.heartbeat_ms.max(1)),
                     snapshots: args.snapshot_dir.is_some(),
+                    holdings: node.as_ref().map(|n| n.holdings.clone()),
                 },
                 status.clone(),
                 shutdown.clone(),
@@ -542,6 +629,45 @@ fn run(args: Args) -> Result<(), String> {
             let _ = keeping.await;
         }
         served
+    })
+}
+
+/// `--role router`: watches the cluster map in etcd and answers the read
+/// routes from the nodes (server/docs/cluster.md).
+fn run_router(args: &Args) -> Result<(), String> {
+    let tokens = match &args.tokens {
+        Some(path) => read_tokens(path)?,
+        None => return Err("a router needs --tokens".into()),
+    };
+    let Some(etcd) = &args.etcd else {
+        return Err("a router needs --etcd".into());
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let client = cluster::connect(etcd, std::time::Duration::from_secs(10)).await?;
+        let (map_tx, map_rx) = tokio::sync::watch::channel(Arc::default());
+        tokio::spawn(cluster::follow_map(client, map_tx));
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let state = cluster::router::RouterState {
+            tokens: Arc::new(tokens),
+            map: map_rx,
+            http,
+            patience: std::time::Duration::from_millis(args.patience_ms),
+            metrics: Arc::new(metrics::Metrics::new()),
+        };
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        eprintln!("router: listening on http://{addr}");
+        axum::serve(listener, cluster::router::app(state))
+            .with_graceful_shutdown(terminated())
+            .await
+            .map_err(|e| e.to_string())
     })
 }
 

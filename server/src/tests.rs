@@ -77,6 +77,7 @@ fn server() -> &'static Server {
             follower: None,
             min_lsn_timeout: std::time::Duration::from_secs(1),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            node: None,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

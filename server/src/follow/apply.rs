@@ -32,6 +32,11 @@ impl Draft {
     }
 
     /// Its members, destination project → status.
+    /// The draft's tenant, if its fields name one.
+    pub fn project_id(&self) -> Option<&str> {
+        self.fields.get("project_id").and_then(Value::as_str)
+    }
+
     pub fn members_mut(&mut self) -> &mut BTreeMap<String, String> {
         &mut self.members
     }
@@ -118,6 +123,20 @@ impl Changes {
     pub fn is_empty(&self) -> bool {
         self.records.is_empty() && !self.cleared
     }
+
+    /// Keeps only what `holds` a record's vshard: a record of another
+    /// vshard becomes a delete (a no-op unless the store has it).
+    pub fn retain_held(&mut self, holds: impl Fn(u32) -> bool) {
+        for state in self.records.values_mut() {
+            let held = state
+                .as_ref()
+                .and_then(Draft::project_id)
+                .is_none_or(|p| holds(backdex::vshard_of(p)));
+            if !held {
+                *state = None;
+            }
+        }
+    }
 }
 
 /// Why a row was not applied: the table, its key, the reason.
@@ -135,6 +154,9 @@ pub struct Layers<'a> {
     pub batch: &'a Changes,
     pub quarantine: &'a HashMap<String, Draft>,
     pub store: &'a Store,
+    /// The store holds only some tenants (a cluster node): a member of a
+    /// backup it does not know belongs to another node's, not to no one.
+    pub partial: bool,
 }
 
 /// One transaction's changes, applied in order as its rows arrive.
@@ -269,6 +291,7 @@ impl Transaction {
                 draft.members.insert(m.dest_project_id, status);
                 self.changes.records.insert(m.backup_id, Some(draft));
             }
+            None if layers.partial => {}
             None => self.skip(row::MEMBERS, key, format!("no backup {:?}", m.backup_id)),
         }
     }

@@ -33,10 +33,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use backdex::{Engine, Member, MemberStatus, Record, Store};
 use pg_walstream::{
     CancellationToken, ChangeEvent, EventType, LogicalReplicationStream, ReplicationError,
-    ReplicationSlotOptions, ReplicationStreamConfig, SnapshotOutcome, StreamingMode,
+    ReplicationSlotOptions, ReplicationStreamConfig, RowData, SnapshotOutcome, StreamingMode,
 };
 use tokio::sync::mpsc;
 
+use crate::cluster::holdings::Holdings;
 use crate::status::{Lsn, State, Status};
 use apply::{Changes, Draft, Layers, Transaction};
 
@@ -58,6 +59,9 @@ pub struct Config {
     /// only up to the newest snapshot written, so that a restart from it
     /// finds every later change still in the slot.
     pub snapshots: bool,
+    /// A cluster node's: only the vshards held are kept, the initial sync
+    /// copies none, and loads join through its gate (cluster::holdings).
+    pub holdings: Option<Arc<Holdings>>,
 }
 
 /// Why following stopped for now.
@@ -79,7 +83,7 @@ impl Fault {
 }
 
 /// The connection string of the replication connection.
-fn replication_url(url: &str) -> String {
+pub fn replication_url(url: &str) -> String {
     if url.contains("replication=") {
         url.to_owned()
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -190,7 +194,7 @@ async fn initial_sync(
     let stream = LogicalReplicationStream::new(&url, stream_config(config, true))
         .await
         .map_err(|e| Fault::of(e, "connecting"))?;
-    let snapshot = match stream
+    let mut snapshot = match stream
         .snapshot()
         .await
         .map_err(|e| Fault::of(e, "exporting a snapshot"))?
@@ -208,47 +212,23 @@ async fn initial_sync(
         }
     };
     let at = Lsn(snapshot.consistent_point().value());
+    if config.holdings.is_some() {
+        // A cluster node starts holding nothing: its vshards are loaded
+        // one group at a time once it follows (cluster::load).
+        snapshot.retain_tables(|_| false);
+    }
     let mut rows = snapshot.rows();
-    // Each row becomes a record as it arrives (a row's JSON is large next
-    // to its record); members are attached once both tables are read.
-    let mut records: Vec<Record> = Vec::new();
-    let mut refused: Vec<(String, Draft, String)> = Vec::new();
-    let mut members: HashMap<String, BTreeMap<String, String>> = HashMap::new();
-    let mut skipped = Vec::new();
+    let mut copy = Copied::default();
     while let Some(r) = rows.next_row().await.map_err(|e| Fault::of(e, "copying"))? {
-        match &*r.relation.relation_name {
-            row::BACKUPS => match (row::key(&r.data, "id"), row::backup_fields(&r.data)) {
-                (Ok(id), Ok(fields)) => match Draft::new(fields, BTreeMap::new()).into_record() {
-                    Ok(record) if record.id == id => records.push(record),
-                    Ok(record) => {
-                        let reason = format!("field id: {:?} is not its key", record.id);
-                        refused.push((id, Draft::of(&record), reason));
-                    }
-                    Err((draft, reason)) => refused.push((id, draft, reason)),
-                },
-                (Ok(id), Err(e)) => skipped.push((row::BACKUPS, id, e.0)),
-                (Err(e), _) => skipped.push((row::BACKUPS, "?".to_owned(), e.0)),
-            },
-            row::MEMBERS => match row::member(&r.data) {
-                Ok(m) => {
-                    let status = m.status.unwrap_or_default();
-                    members
-                        .entry(m.backup_id)
-                        .or_default()
-                        .insert(m.dest_project_id, status);
-                }
-                Err(e) => skipped.push((row::MEMBERS, "?".to_owned(), e.0)),
-            },
-            _ => {}
-        }
+        copy.row(&r.relation.relation_name, &r.data);
     }
     let stream = rows
         .finish()
         .await
         .map_err(|e| Fault::of(e, "ending the copy"))?;
-    let copied = records.len() + refused.len();
+    let copied = copy.rows();
+    let (records, refused, skipped) = tokio::task::block_in_place(|| copy.finish());
     let store = tokio::task::block_in_place(|| {
-        attach_members(&mut records, &mut refused, members, &mut skipped);
         let mut store = Store::new();
         store.upsert(&records).map(|_| store)
     })
@@ -271,6 +251,72 @@ async fn initial_sync(
     status.set_applied(at);
     tracing::info!(rows = copied, records, at = %at, ms = started.elapsed().as_millis() as u64, "initial sync done");
     start(stream, at).await
+}
+
+/// Rows of a copy (both tables, in any order), turned into records as
+/// they arrive: a row's JSON is large next to its record. Members are
+/// attached once every row is in.
+#[derive(Default)]
+pub struct Copied {
+    records: Vec<Record>,
+    refused: Vec<(String, Draft, String)>,
+    members: HashMap<String, BTreeMap<String, String>>,
+    skipped: Vec<(&'static str, String, String)>,
+}
+
+/// A copy's records, its refused drafts (id, draft, reason) and its
+/// skipped rows (table, key, reason).
+pub type CopiedRecords = (
+    Vec<Record>,
+    Vec<(String, Draft, String)>,
+    Vec<(&'static str, String, String)>,
+);
+
+impl Copied {
+    /// One row of `table`.
+    pub fn row(&mut self, table: &str, data: &RowData) {
+        match table {
+            row::BACKUPS => match (row::key(data, "id"), row::backup_fields(data)) {
+                (Ok(id), Ok(fields)) => match Draft::new(fields, BTreeMap::new()).into_record() {
+                    Ok(record) if record.id == id => self.records.push(record),
+                    Ok(record) => {
+                        let reason = format!("field id: {:?} is not its key", record.id);
+                        self.refused.push((id, Draft::of(&record), reason));
+                    }
+                    Err((draft, reason)) => self.refused.push((id, draft, reason)),
+                },
+                (Ok(id), Err(e)) => self.skipped.push((row::BACKUPS, id, e.0)),
+                (Err(e), _) => self.skipped.push((row::BACKUPS, "?".to_owned(), e.0)),
+            },
+            row::MEMBERS => match row::member(data) {
+                Ok(m) => {
+                    let status = m.status.unwrap_or_default();
+                    self.members
+                        .entry(m.backup_id)
+                        .or_default()
+                        .insert(m.dest_project_id, status);
+                }
+                Err(e) => self.skipped.push((row::MEMBERS, "?".to_owned(), e.0)),
+            },
+            _ => {}
+        }
+    }
+
+    /// The `backups` rows read so far.
+    pub fn rows(&self) -> usize {
+        self.records.len() + self.refused.len()
+    }
+
+    /// The records with their members.
+    pub fn finish(mut self) -> CopiedRecords {
+        attach_members(
+            &mut self.records,
+            &mut self.refused,
+            self.members,
+            &mut self.skipped,
+        );
+        (self.records, self.refused, self.skipped)
+    }
 }
 
 /// Gives the copied records their members (in the byte order of the
@@ -472,7 +518,8 @@ async fn stream_changes(
                 return Err(Fault::Transient("the stream ended".into()));
             };
             // Everything that is waiting goes into one batch.
-            let store = engine.snapshot();
+            let mut store = engine.snapshot();
+            let holdings = config.holdings.as_deref();
             let mut batch = Changes::default();
             let mut at = status.applied();
             let mut source_time: Option<SystemTime> = None;
@@ -484,14 +531,54 @@ async fn stream_changes(
                     Err(ReplicationError::Cancelled(_)) => return Ok(()),
                     Err(e) => {
                         // What was received whole is still published.
-                        publish(engine, status, batch, at, source_time, quarantine, &skipped);
+                        publish(
+                            engine,
+                            status,
+                            batch,
+                            at,
+                            source_time,
+                            quarantine,
+                            &skipped,
+                            holdings,
+                        );
                         return Err(Fault::of(e, "streaming"));
                     }
                 };
+                if let Some(h) = holdings {
+                    // A load joins here (cluster::holdings): what came
+                    // before it is published first.
+                    let gate = match &event.event_type {
+                        EventType::Begin { final_lsn, .. } => Some((Lsn(final_lsn.value()), true)),
+                        EventType::Message { message_lsn, .. } if txn.is_none() => {
+                            Some((Lsn(message_lsn.value()), false))
+                        }
+                        _ => None,
+                    };
+                    if let Some((lsn, begin)) = gate.filter(|&(lsn, begin)| h.must_stop(lsn, begin))
+                    {
+                        publish(
+                            engine,
+                            status,
+                            std::mem::take(&mut batch),
+                            at,
+                            source_time,
+                            quarantine,
+                            &skipped,
+                            holdings,
+                        );
+                        skipped.clear();
+                        tokio::select! {
+                            () = h.settle(engine, lsn, begin) => {}
+                            () = shutdown.cancelled() => return Ok(()),
+                        }
+                        store = engine.snapshot();
+                    }
+                }
                 let layers = Layers {
                     batch: &batch,
                     quarantine,
                     store: &store,
+                    partial: holdings.is_some(),
                 };
                 match event.event_type {
                     EventType::Begin { .. } => txn = Some(Transaction::default()),
@@ -574,7 +661,16 @@ async fn stream_changes(
                     next = rx.try_recv().ok();
                 }
             }
-            publish(engine, status, batch, at, source_time, quarantine, &skipped);
+            publish(
+                engine,
+                status,
+                batch,
+                at,
+                source_time,
+                quarantine,
+                &skipped,
+                holdings,
+            );
             status.refresh_confirm();
         }
     }
@@ -585,15 +681,19 @@ async fn stream_changes(
 }
 
 /// Publishes a batch as one version at `at` (nothing to change still
-/// moves the applied position), and reports what it refused.
+/// moves the applied position), and reports what it refused. A cluster
+/// node keeps only the records of the vshards it holds, decided in the
+/// same version change as a load or a drop.
+#[allow(clippy::too_many_arguments)]
 fn publish(
     engine: &Engine,
     status: &Status,
-    batch: Changes,
+    mut batch: Changes,
     at: Lsn,
     source_time: Option<SystemTime>,
     quarantine: &mut HashMap<String, Draft>,
     skipped: &[apply::Skipped],
+    holdings: Option<&Holdings>,
 ) {
     report_skipped(
         status,
@@ -604,17 +704,22 @@ fn publish(
     if at <= status.applied() && batch.is_empty() {
         return;
     }
-    let plan = apply::plan(batch, quarantine);
-    report_refused(status, &plan.refused);
     let position = at.to_string();
-    let published = if plan.is_empty() {
-        // A heartbeat: the position moves, the store stays.
-        engine.reposition(position.as_bytes());
-        Ok(())
+    let published = if let Some(h) = holdings.filter(|_| !batch.is_empty()) {
+        let mut refused = Vec::new();
+        let published = tokio::task::block_in_place(|| {
+            h.change(engine, Some(position.as_bytes()), |store, held| {
+                batch.retain_held(|v| held.contains_key(&v));
+                let plan = apply::plan(batch, quarantine);
+                let applied = apply::apply(&plan, store);
+                refused = plan.refused;
+                applied
+            })
+        });
+        report_refused(status, &refused);
+        published
     } else {
-        tokio::task::block_in_place(|| {
-            engine.change_at(position.as_bytes(), |store| apply::apply(&plan, store))
-        })
+        publish_plan(engine, status, batch, &position, quarantine)
     };
     match published {
         Ok(()) => {
@@ -632,6 +737,27 @@ fn publish(
                 Some(format!("a batch up to {at} was refused: {e}")),
             );
         }
+    }
+}
+
+/// [`publish`]'s change of a server that holds every record.
+fn publish_plan(
+    engine: &Engine,
+    status: &Status,
+    batch: Changes,
+    position: &str,
+    quarantine: &mut HashMap<String, Draft>,
+) -> Result<(), backdex::ChangeError> {
+    let plan = apply::plan(batch, quarantine);
+    report_refused(status, &plan.refused);
+    if plan.is_empty() {
+        // A heartbeat: the position moves, the store stays.
+        engine.reposition(position.as_bytes());
+        Ok(())
+    } else {
+        tokio::task::block_in_place(|| {
+            engine.change_at(position.as_bytes(), |store| apply::apply(&plan, store))
+        })
     }
 }
 

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 mod cluster;
+mod etcd;
+pub mod random;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -16,6 +18,8 @@ use backdex::{Record, Store};
 use serde_json::Value;
 
 pub use self::cluster::Postgres;
+#[allow(unused_imports)]
+pub use self::etcd::Etcd;
 
 /// The schema users create their database from.
 pub const SCHEMA: &str = include_str!("../../sql/schema.sql");
