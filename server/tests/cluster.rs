@@ -614,3 +614,133 @@ fn a_cluster_answers_as_one_server_through_failover_and_growth() {
     );
     drop(nodes);
 }
+
+/// A node frozen (SIGSTOP) past its lease: the other node takes its
+/// vshards over and answers for them; thawed, the frozen node refuses to
+/// answer for what it served before, registers again and, the policy
+/// naming it again, loads its vshards back under new epochs.
+#[test]
+fn a_node_that_loses_its_lease_stops_answering() {
+    let pg = Postgres::start();
+    let mut sql = pg.client();
+    sql.batch_execute(support::SCHEMA).expect("the schema");
+    let initial = records(300, 21);
+    {
+        let mut tx = sql.transaction().expect("a transaction");
+        for r in &initial {
+            write(&mut tx, r);
+        }
+        tx.commit().expect("committed");
+    }
+    let projects: Vec<String> = initial
+        .iter()
+        .map(|r| r.project_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let dir = pg.dir().join("lease");
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let tokens = tokens_file(&dir, &projects);
+    let etcd = Etcd::start();
+    let nodes: Vec<Server> = ["n1", "n2"].iter().map(|n| node(&pg, &etcd, n)).collect();
+    let router = Server::start(&[
+        "--role",
+        "router",
+        "--etcd",
+        &etcd.endpoint,
+        "--tokens",
+        tokens.to_str().expect("a path"),
+    ]);
+    let total = initial.len() as u64;
+    wait_settled(
+        &router,
+        &nodes,
+        &["n1", "n2"],
+        Some(total),
+        Duration::from_secs(60),
+    );
+    // A tenant on n1, its vshard's epoch, and its count in SQL.
+    let map = cluster(&router);
+    let p = projects
+        .iter()
+        .find(|p| map["epochs"][vshard_of(p).to_string()]["node"] == "n1")
+        .expect("a tenant on n1")
+        .clone();
+    let v = vshard_of(&p);
+    let epoch = map["epochs"][v.to_string()]["epoch"]
+        .as_u64()
+        .expect("an epoch");
+    let n: i64 = sql
+        .query_one("SELECT count(*) FROM backups WHERE project_id = $1", &[&p])
+        .expect("a count")
+        .get(0);
+    let want = (200, format!("{{\"count\":{n}}}"));
+    let path = format!("/v1/{p}/checkpoint_items/count");
+    let token = format!("reader-{p}");
+    assert_eq!(router.get(&path, &[("X-Auth-Token", &token)]), want);
+    let ask = serde_json::json!({
+        "path": path, "query": "", "scope": {"project_id": p},
+        "vshards": [[v, epoch]], "part": "whole"
+    })
+    .to_string();
+    assert_eq!(nodes[0].post("/internal/cluster/ask", &ask, &[]), want);
+
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &nodes[0].pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    };
+    signal("-STOP");
+    // The lease (2 s) expires; n2 takes n1's vshards over.
+    wait_settled(
+        &router,
+        &nodes,
+        &["n2"],
+        Some(total),
+        Duration::from_secs(60),
+    );
+    assert_eq!(router.get(&path, &[("X-Auth-Token", &token)]), want);
+    signal("-CONT");
+    // Thawed, n1 knows its lease is past: it answers nothing as before.
+    let (status, body) = nodes[0].post("/internal/cluster/ask", &ask, &[]);
+    assert_eq!(status, 409, "a node without its lease answered: {body}");
+    // It registers again and the policy gives it its vshards back.
+    wait_settled(
+        &router,
+        &nodes,
+        &["n1", "n2"],
+        Some(total),
+        Duration::from_secs(60),
+    );
+    let started = Instant::now();
+    let again = loop {
+        let again = cluster(&router)["epochs"][v.to_string()].clone();
+        if again["node"] == "n1" {
+            break again;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "vshard {v} stays on {again}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    wait_settled(
+        &router,
+        &nodes,
+        &["n1", "n2"],
+        Some(total),
+        Duration::from_secs(60),
+    );
+    assert!(
+        again["epoch"].as_u64() > Some(epoch + 1),
+        "two take-overs since: {again}"
+    );
+    assert_eq!(router.get(&path, &[("X-Auth-Token", &token)]), want);
+    assert_eq!(
+        nodes[0].post("/internal/cluster/ask", &ask, &[]).0,
+        409,
+        "the old epoch is gone"
+    );
+}

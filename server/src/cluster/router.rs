@@ -154,6 +154,9 @@ async fn ask(
     let mut request = state
         .http
         .post(format!("http://{addr}/internal/cluster/ask"))
+        // A frozen or cut-off node must not hold the request past its
+        // patience: its lease runs out meanwhile and the map moves on.
+        .timeout(state.patience)
         .header(header::CONTENT_TYPE, "application/json")
         .body(serde_json::to_string(ask).unwrap_or_default());
     if let Some(lsn) = min_lsn {
@@ -328,7 +331,15 @@ async fn node_states(state: &RouterState, map: &ClusterMap) -> BTreeMap<String, 
         let (http, name, addr) = (state.http.clone(), name.clone(), info.addr.clone());
         tasks.spawn(async move {
             let url = format!("http://{addr}/internal/cluster/state");
-            let answer = async { http.get(url).send().await?.text().await }.await;
+            let answer = async {
+                http.get(url)
+                    .timeout(Duration::from_millis(500))
+                    .send()
+                    .await?
+                    .text()
+                    .await
+            }
+            .await;
             let value = answer
                 .ok()
                 .and_then(|t| serde_json::from_str::<Value>(&t).ok());
