@@ -169,6 +169,8 @@ type Expected = (String, String, (u16, String));
 #[derive(Default)]
 struct Seen {
     exact: usize,
+    /// The slowest answer.
+    slowest: Duration,
     unavailable: Vec<Instant>,
     wrong: Vec<String>,
 }
@@ -195,6 +197,7 @@ fn readers(
                 while !stop.load(Ordering::Relaxed) {
                     let (path, token, want) = &requests[i % requests.len()];
                     i += 1;
+                    let asked = Instant::now();
                     let mut response = agent
                         .get(format!("http://{addr}{path}"))
                         .header("X-Auth-Token", token)
@@ -203,6 +206,7 @@ fn readers(
                     let status = response.status().as_u16();
                     let body = response.body_mut().read_to_string().expect("a body");
                     let mut seen = seen.lock().expect("seen");
+                    seen.slowest = seen.slowest.max(asked.elapsed());
                     if (status, &body) == (want.0, &want.1) {
                         seen.exact += 1;
                     } else if status == 503 && body.contains("ShardUnavailable") {
@@ -491,9 +495,10 @@ fn a_cluster_answers_as_one_server_through_failover_and_growth() {
         _ => "no 503".to_owned(),
     };
     eprintln!(
-        "failover: {} exact, {} ShardUnavailable ({window}), every vshard served again {} ms after the SIGKILL",
+        "failover: {} exact, {} ShardUnavailable ({window}), slowest answer {} ms, every vshard served again {} ms after the SIGKILL",
         seen.exact,
         seen.unavailable.len(),
+        seen.slowest.as_millis(),
         served_again.as_millis()
     );
     assert!(seen.exact > 0, "the readers were answered");
