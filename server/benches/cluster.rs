@@ -23,27 +23,12 @@ use std::time::{Duration, Instant};
 
 use backdex::synth::{generate, SynthConfig};
 use backdex::{vshard_of, Status};
-use serde_json::Value;
-use support::{copy_in, tokens_file, wal_position, Etcd, Postgres, Server};
+use support::{
+    cluster_node, cluster_router, copy_in, env, percentile, reference_follower, tokens_file,
+    wal_position, Etcd, Postgres, Server,
+};
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn cluster(router: &Server) -> Value {
-    serde_json::from_str(&router.get("/cluster", &[]).1).expect("/cluster is JSON")
-}
+use support::cluster_map as cluster;
 
 /// Waits until every vshard has a ready owner and the nodes hold `records`
 /// records in all (each once); the time it took.
@@ -161,41 +146,14 @@ fn main() {
     let dir = pg.dir().join("bench");
     std::fs::create_dir_all(&dir).expect("a directory");
     let tokens = tokens_file(&dir, std::slice::from_ref(&big));
-    let tokens = tokens.to_str().expect("a path");
     let etcd = Etcd::start();
-    let reference = Server::start(&[
-        "--follow",
-        &pg.url(),
-        "--slot",
-        "reference",
-        "--tokens",
-        tokens,
-    ]);
-    let lease_arg = lease.to_string();
-    let node = |name: &str| {
-        Server::start(&[
-            "--follow",
-            &pg.url(),
-            "--etcd",
-            &etcd.endpoint,
-            "--node",
-            name,
-            "--lease-ttl-secs",
-            &lease_arg,
-        ])
-    };
+    let reference = reference_follower(&pg, &tokens);
     let started = Instant::now();
-    let mut nodes: Vec<Server> = ["n1", "n2", "n3"].iter().map(|n| node(n)).collect();
-    let router = Server::start(&[
-        "--role",
-        "router",
-        "--etcd",
-        &etcd.endpoint,
-        "--tokens",
-        tokens,
-        "--patience-ms",
-        "2000",
-    ]);
+    let mut nodes: Vec<Server> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|n| cluster_node(&pg, &etcd, n, lease))
+        .collect();
+    let router = cluster_router(&etcd, &tokens, 2000);
     settle(&router, records as u64, Duration::from_secs(600));
     let loaded = started.elapsed();
     reference.wait_until(Duration::from_secs(600), |h| {

@@ -21,22 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backdex::synth::{generate, Rng, SynthConfig};
-use support::{copy_in, lsn, tokens_file, wal_position, Postgres, Server};
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
+use support::{copy_in, env, lsn, percentile, tokens_file, wal_position, Postgres, Server};
 
 fn main() {
     let benching = std::env::args().any(|a| a == "--bench");

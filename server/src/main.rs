@@ -228,17 +228,22 @@ fn authenticate_with<'s>(
         })
 }
 
+/// The read routes take GET only: 405 otherwise.
+fn only_get(method: &Method) -> Result<(), Refusal> {
+    if method == Method::GET {
+        return Ok(());
+    }
+    Err(refuse(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!("{method} is not allowed here; the read routes take GET"),
+    ))
+}
+
 /// The four read routes (and every other path: the library answers 404).
 async fn read(State(state): State<AppState>, request: Request) -> Response {
-    if request.method() != Method::GET {
-        return error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            format!(
-                "{} is not allowed here; the read routes take GET",
-                request.method()
-            ),
-        );
+    if let Err(refusal) = only_get(request.method()) {
+        return refusal.into_response();
     }
     let grant = match authenticate(&state, request.headers()) {
         Ok(grant) => grant,

@@ -15,10 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backdex::synth::{generate, Rng, SynthConfig};
-use backdex::{vshard_of, Member, MemberStatus, Record};
+use backdex::{vshard_of, Record};
 use serde_json::Value;
-use support::random::{change, pick, request};
-use support::{tokens_file, wal_position, write, Etcd, Postgres, Server};
+use support::random::{change, request};
+use support::{
+    cluster_map, cluster_node, cluster_router, projects_of, reference_follower, share_across,
+    tokens_file, wal_position, write_all, Etcd, Postgres, Server,
+};
 
 fn records(n: usize, seed: u64) -> Vec<Record> {
     generate(&SynthConfig {
@@ -31,24 +34,11 @@ fn records(n: usize, seed: u64) -> Vec<Record> {
 }
 
 fn node(pg: &Postgres, etcd: &Etcd, name: &str) -> Server {
-    Server::start(&[
-        "--follow",
-        &pg.url(),
-        "--etcd",
-        &etcd.endpoint,
-        "--node",
-        name,
-        "--lease-ttl-secs",
-        "2",
-        "--heartbeat-ms",
-        "200",
-    ])
+    cluster_node(pg, etcd, name, 2)
 }
 
 fn cluster(router: &Server) -> Value {
-    let (status, body) = router.get("/cluster", &[]);
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).expect("/cluster is JSON")
+    cluster_map(router)
 }
 
 /// Whether the cluster serves every vshard from `nodes`, each record held
@@ -222,18 +212,26 @@ fn readers(
     (seen, threads)
 }
 
+/// Stops the readers and takes what they saw.
+fn finish(
+    stop: &AtomicBool,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    seen: &Mutex<Seen>,
+) -> Seen {
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("a reader");
+    }
+    std::mem::take(&mut *seen.lock().expect("seen"))
+}
+
 #[test]
 fn a_cluster_answers_as_one_server_through_failover_and_growth() {
     let pg = Postgres::start();
     let mut sql = pg.client();
     sql.batch_execute(support::SCHEMA).expect("the schema");
     let mut initial = records(1200, 11);
-    let projects: Vec<String> = initial
-        .iter()
-        .map(|r| r.project_id.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let projects = projects_of(&initial);
     // The database computes every tenant's vshard as the library does.
     let mut probes: Vec<String> = projects.clone();
     probes.extend(["", "é-ü-项目", "0", "a much longer project identifier"].map(String::from));
@@ -248,22 +246,8 @@ fn a_cluster_answers_as_one_server_through_failover_and_growth() {
     assert!(vshards.len() >= 12, "the tenants spread: {vshards:?}");
     // Sharing across tenants, so that sharing requests fan out for real.
     let mut rng = Rng::new(5);
-    for r in initial.iter_mut().take(400) {
-        let dest = pick(&mut rng, &projects).clone();
-        if dest != r.project_id {
-            r.members = vec![Member {
-                dest_project_id: dest,
-                status: MemberStatus::Accept,
-            }];
-        }
-    }
-    {
-        let mut tx = sql.transaction().expect("a transaction");
-        for r in &initial {
-            write(&mut tx, r);
-        }
-        tx.commit().expect("committed");
-    }
+    share_across(&mut initial, &projects, &mut rng, 400);
+    write_all(&mut sql, &initial);
     let mut ids: Vec<String> = initial.iter().map(|r| r.id.clone()).collect();
     let known: BTreeSet<String> = ids.iter().cloned().collect();
     let mut fresh: Vec<Record> = records(800, 12)
@@ -274,31 +258,14 @@ fn a_cluster_answers_as_one_server_through_failover_and_growth() {
     let dir = pg.dir().join("cluster");
     std::fs::create_dir_all(&dir).expect("a directory");
     let tokens = tokens_file(&dir, &projects);
-    let tokens = tokens.to_str().expect("a path");
     let etcd = Etcd::start();
     // One server holding everything: the answers the cluster must give.
-    let reference = Server::start(&[
-        "--follow",
-        &pg.url(),
-        "--slot",
-        "reference",
-        "--tokens",
-        tokens,
-    ]);
+    let reference = reference_follower(&pg, &tokens);
     let mut nodes: Vec<Server> = ["n1", "n2", "n3"]
         .iter()
         .map(|name| node(&pg, &etcd, name))
         .collect();
-    let router = Server::start(&[
-        "--role",
-        "router",
-        "--etcd",
-        &etcd.endpoint,
-        "--tokens",
-        tokens,
-        "--patience-ms",
-        "3000",
-    ]);
+    let router = cluster_router(&etcd, &tokens, 3000);
     let count = |sql: &mut postgres::Client| -> u64 {
         let n: i64 = sql
             .query_one("SELECT count(*) FROM backups", &[])
@@ -476,11 +443,7 @@ fn a_cluster_answers_as_one_server_through_failover_and_growth() {
         Duration::from_secs(60),
     );
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().expect("a reader");
-    }
-    let seen = std::mem::take(&mut *seen.lock().expect("seen"));
+    let seen = finish(&stop, threads, &seen);
     assert!(
         seen.wrong.is_empty(),
         "answers neither exact nor 503 after a node's death: {:?}",
@@ -517,11 +480,7 @@ fn a_cluster_answers_as_one_server_through_failover_and_growth() {
         Duration::from_secs(60),
     );
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().expect("a reader");
-    }
-    let seen = std::mem::take(&mut *seen.lock().expect("seen"));
+    let seen = finish(&stop, threads, &seen);
     let moved = cluster(&router)["nodes"]["n4"]["vshards"]
         .as_array()
         .map_or(0, Vec::len);
@@ -630,32 +589,14 @@ fn a_node_that_loses_its_lease_stops_answering() {
     let mut sql = pg.client();
     sql.batch_execute(support::SCHEMA).expect("the schema");
     let initial = records(300, 21);
-    {
-        let mut tx = sql.transaction().expect("a transaction");
-        for r in &initial {
-            write(&mut tx, r);
-        }
-        tx.commit().expect("committed");
-    }
-    let projects: Vec<String> = initial
-        .iter()
-        .map(|r| r.project_id.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    write_all(&mut sql, &initial);
+    let projects = projects_of(&initial);
     let dir = pg.dir().join("lease");
     std::fs::create_dir_all(&dir).expect("a directory");
     let tokens = tokens_file(&dir, &projects);
     let etcd = Etcd::start();
     let nodes: Vec<Server> = ["n1", "n2"].iter().map(|n| node(&pg, &etcd, n)).collect();
-    let router = Server::start(&[
-        "--role",
-        "router",
-        "--etcd",
-        &etcd.endpoint,
-        "--tokens",
-        tokens.to_str().expect("a path"),
-    ]);
+    let router = cluster_router(&etcd, &tokens, 2000);
     let total = initial.len() as u64;
     wait_settled(
         &router,

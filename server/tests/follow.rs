@@ -11,9 +11,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use backdex::synth::{generate, Rng, SynthConfig};
-use backdex::{Member, MemberStatus, Record};
+use backdex::Record;
 use support::random::{change, pick, request, STATUSES};
-use support::{assert_answers, reference, tokens_file, wal_position, write, Postgres, Server};
+use support::{
+    assert_answers, projects_of, reference, share_across, tokens_file, wal_position, write,
+    write_all, Postgres, Server,
+};
 
 fn records(n: usize, seed: u64) -> Vec<Record> {
     generate(&SynthConfig {
@@ -51,30 +54,11 @@ fn a_follower_answers_what_the_database_answers() {
     let mut sql = pg.client();
     sql.batch_execute(support::SCHEMA).expect("the schema");
     let mut initial = records(300, 1);
-    let projects: Vec<String> = initial
-        .iter()
-        .map(|r| r.project_id.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let projects = projects_of(&initial);
     // Members across the projects, so that sharing has answers.
     let mut rng = Rng::new(7);
-    for r in initial.iter_mut().take(120) {
-        let dest = pick(&mut rng, &projects).clone();
-        if dest != r.project_id {
-            r.members = vec![Member {
-                dest_project_id: dest,
-                status: MemberStatus::Accept,
-            }];
-        }
-    }
-    {
-        let mut tx = sql.transaction().expect("a transaction");
-        for r in &initial {
-            write(&mut tx, r);
-        }
-        tx.commit().expect("committed");
-    }
+    share_across(&mut initial, &projects, &mut rng, 120);
+    write_all(&mut sql, &initial);
     let mut ids: Vec<String> = initial.iter().map(|r| r.id.clone()).collect();
     // New records to insert later: other ids, the same projects.
     let mut fresh: Vec<Record> = records(600, 2)

@@ -18,7 +18,7 @@ use tokio_postgres::SimpleQueryMessage;
 
 use super::holdings::{Holdings, Loaded};
 use crate::follow::{replication_url, row, Copied};
-use crate::status::Lsn;
+use crate::status::{Lsn, Status};
 
 /// What a load read: the rows copied and those refused or skipped.
 #[derive(Debug)]
@@ -45,6 +45,7 @@ pub async fn load(
     node: &str,
     vshards: &[u32],
     holdings: &Arc<Holdings>,
+    status: &Status,
 ) -> Result<LoadReport, String> {
     if !holdings.begin_load() {
         return Err("another load is under way".into());
@@ -59,6 +60,9 @@ pub async fn load(
     };
     let records = loaded.records.len();
     holdings.ready(at, loaded);
+    // A heartbeat now: on idle tables the copy joins at once, not at the
+    // next beat.
+    status.wanted.notify_one();
     if holdings.await_merged(MERGE_PATIENCE).await {
         Ok(LoadReport {
             at,

@@ -145,14 +145,16 @@ pub async fn manage(
         let view = node.holdings.view();
         let me = node.name.as_str();
         let mine = |v: u32| map.target(v) == Some(me);
-        // Another node took these over (or they are no longer ours to
-        // take): drop them.
+        // Another node took these over, or they are no longer ours to
+        // take (the members changed while they were loaded): drop them. A
+        // vshard this node serves stays until its new owner has it.
         let lost: Vec<u32> = view
             .held
             .iter()
             .filter(|&(&v, epoch)| match map.owner(v).0 {
                 Some(owner) if owner.node != me => epoch.is_some() || !mine(v),
-                _ => false,
+                Some(_) => false,
+                None => epoch.is_none() && !mine(v),
             })
             .map(|(&v, _)| v)
             .collect();
@@ -182,11 +184,12 @@ pub async fn manage(
         if wanted.is_empty() || loading.swap(true, std::sync::atomic::Ordering::AcqRel) {
             continue;
         }
-        let (node, config, loading, loaded) = (
+        let (node, config, loading, loaded, status) = (
             node.clone(),
             config.clone(),
             loading.clone(),
             loaded.clone(),
+            status.clone(),
         );
         tokio::spawn(async move {
             let started = Instant::now();
@@ -197,6 +200,7 @@ pub async fn manage(
                 me,
                 &wanted,
                 &node.holdings,
+                &status,
             )
             .await
             {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -89,15 +89,8 @@ enum Round {
 
 /// The four read routes.
 async fn read(State(state): State<RouterState>, request: Request) -> Response {
-    if request.method() != Method::GET {
-        return error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            format!(
-                "{} is not allowed here; the read routes take GET",
-                request.method()
-            ),
-        );
+    if let Err(refusal) = crate::only_get(request.method()) {
+        return refusal.into_response();
     }
     let grant = match authenticate_with(&state.tokens, request.headers()) {
         Ok(grant) => grant.clone(),

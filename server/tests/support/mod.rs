@@ -279,6 +279,61 @@ pub fn whole_view(projects: &[String]) -> Vec<(String, String)> {
     requests
 }
 
+/// A benchmark's setting from the environment, or its default.
+pub fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `p` quantile of sorted samples.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// The projects of `records`, sorted.
+pub fn projects_of(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r.project_id.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Shares each of the first `n` records with a random other project
+/// (accepted), so that sharing requests have answers.
+pub fn share_across(
+    records: &mut [Record],
+    projects: &[String],
+    rng: &mut backdex::synth::Rng,
+    n: usize,
+) {
+    for r in records.iter_mut().take(n) {
+        let dest = random::pick(rng, projects).clone();
+        if dest != r.project_id {
+            r.members = vec![backdex::Member {
+                dest_project_id: dest,
+                status: backdex::MemberStatus::Accept,
+            }];
+        }
+    }
+}
+
+/// Writes every record in one transaction.
+pub fn write_all(sql: &mut postgres::Client, records: &[Record]) {
+    let mut tx = sql.transaction().expect("a transaction");
+    for r in records {
+        write(&mut tx, r);
+    }
+    tx.commit().expect("committed");
+}
+
 /// The current WAL position, after the caller's commits.
 pub fn wal_position(sql: &mut impl postgres::GenericClient) -> String {
     sql.query_one("SELECT pg_current_wal_lsn()::text", &[])
@@ -436,6 +491,58 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A cluster node following `pg` for the vshards it owns, registered in
+/// `etcd` with a lease of `lease_secs`.
+pub fn cluster_node(pg: &Postgres, etcd: &Etcd, name: &str, lease_secs: u64) -> Server {
+    Server::start(&[
+        "--follow",
+        &pg.url(),
+        "--etcd",
+        &etcd.endpoint,
+        "--node",
+        name,
+        "--lease-ttl-secs",
+        &lease_secs.to_string(),
+        "--heartbeat-ms",
+        "200",
+    ])
+}
+
+/// A router over `etcd`'s cluster, its requests waiting at most
+/// `patience_ms` for a vshard's owner.
+pub fn cluster_router(etcd: &Etcd, tokens: &Path, patience_ms: u64) -> Server {
+    Server::start(&[
+        "--role",
+        "router",
+        "--etcd",
+        &etcd.endpoint,
+        "--tokens",
+        tokens.to_str().expect("a path"),
+        "--patience-ms",
+        &patience_ms.to_string(),
+    ])
+}
+
+/// One server following `pg` whole, under the slot `reference`: the
+/// answers a cluster must give.
+pub fn reference_follower(pg: &Postgres, tokens: &Path) -> Server {
+    Server::start(&[
+        "--follow",
+        &pg.url(),
+        "--slot",
+        "reference",
+        "--tokens",
+        tokens.to_str().expect("a path"),
+    ])
+}
+
+/// The router's `GET /cluster`.
+pub fn cluster_map(router: &Server) -> Value {
+    let (status, body) = router.get("/cluster", &[]);
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("/cluster is JSON")
 }
 
 /// A tokens file in `dir`: for every project, a reader (`reader-P`) and
