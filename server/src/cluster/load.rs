@@ -51,6 +51,11 @@ pub async fn load(
         return Err("another load is under way".into());
     }
     let copied = copy(url, publication, node, vshards, holdings).await;
+    if let Ok((_, _, refused)) = &copied {
+        // Rows breaking the record rules are counted as the follower
+        // counts them; their next change is followed as any other.
+        status.add_skipped(*refused as u64);
+    }
     let (at, loaded, refused) = match copied {
         Ok(done) => done,
         Err(e) => {
