@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use backdex::synth::{generate, SynthConfig};
 use backdex::{vshard_of, Status};
 use support::{
-    cluster_node, cluster_router, copy_in, env, percentile, reference_follower, tokens_file,
-    wal_position, Etcd, Postgres, Server,
+    cluster_node, cluster_router, copy_in, env, owner_of, percentile, reference_follower,
+    tokens_file, wal_position, Etcd, Postgres, Server,
 };
 
 use support::cluster_map as cluster;
@@ -169,13 +169,7 @@ fn main() {
     let admin = format!("admin-{big}");
     let map = cluster(&router);
     let v = vshard_of(&big);
-    let owner = map["epochs"][v.to_string()]["node"]
-        .as_str()
-        .expect("an owner")
-        .to_owned();
-    let epoch = map["epochs"][v.to_string()]["epoch"]
-        .as_u64()
-        .expect("an epoch");
+    let (owner, epoch) = owner_of(&map, v);
     let owner_server = &nodes[["n1", "n2", "n3"]
         .iter()
         .position(|n| *n == owner)

@@ -19,8 +19,8 @@ use backdex::{vshard_of, Record};
 use serde_json::Value;
 use support::random::{change, request};
 use support::{
-    cluster_map, cluster_node, cluster_router, projects_of, reference_follower, share_across,
-    tokens_file, wal_position, write_all, Etcd, Postgres, Server,
+    cluster_map, cluster_node, cluster_router, owner_of, projects_of, reference_follower,
+    share_across, tokens_file, wal_position, write_all, Etcd, Postgres, Server,
 };
 
 fn records(n: usize, seed: u64) -> Vec<Record> {
@@ -382,13 +382,7 @@ fn a_cluster_answers_as_one_server_through_failover_and_growth() {
     let map = cluster(&router);
     for p in projects.iter().take(6) {
         let v = vshard_of(p);
-        let owner = map["epochs"][v.to_string()]["node"]
-            .as_str()
-            .expect("an owner")
-            .to_owned();
-        let epoch = map["epochs"][v.to_string()]["epoch"]
-            .as_u64()
-            .expect("an epoch");
+        let (owner, epoch) = owner_of(&map, v);
         let n: i64 = sql
             .query_one("SELECT count(*) FROM backups WHERE project_id = $1", &[p])
             .expect("a count")
@@ -613,9 +607,7 @@ fn a_node_that_loses_its_lease_stops_answering() {
         .expect("a tenant on n1")
         .clone();
     let v = vshard_of(&p);
-    let epoch = map["epochs"][v.to_string()]["epoch"]
-        .as_u64()
-        .expect("an epoch");
+    let (_, epoch) = owner_of(&map, v);
     let n: i64 = sql
         .query_one("SELECT count(*) FROM backups WHERE project_id = $1", &[&p])
         .expect("a count")

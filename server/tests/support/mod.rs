@@ -545,6 +545,13 @@ pub fn cluster_map(router: &Server) -> Value {
     serde_json::from_str(&body).expect("/cluster is JSON")
 }
 
+/// The owner of `vshard` in a `GET /cluster` answer, and its epoch.
+pub fn owner_of(map: &Value, vshard: u32) -> (String, u64) {
+    let entry = &map["epochs"][vshard.to_string()];
+    let node = entry["node"].as_str().expect("an owner").to_owned();
+    (node, entry["epoch"].as_u64().expect("an epoch"))
+}
+
 /// A tokens file in `dir`: for every project, a reader (`reader-P`) and
 /// an admin (`admin-P`).
 pub fn tokens_file(dir: &Path, projects: &[String]) -> PathBuf {
